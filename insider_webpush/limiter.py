@@ -1,0 +1,152 @@
+"""Keep one API key under its quota: never more than ``rate_limit`` request starts in any
+sliding window of ``rate_period`` seconds, while sustaining at least 99 % of that rate.
+
+Why not ``AsyncLimiter(rate_limit, rate_period)``: a leaky bucket of capacity ``B`` draining
+``r`` per second admits up to ``floor(B + r*T)`` starts in any window of ``T`` seconds, so
+6000/60 lets ~12 000 through in the first minute. We use a small ``B`` and
+``r = (rate_limit + 1 - B) / (rate_period * (1 + margin))``: then ``B + r*rate_period`` stays
+below ``rate_limit + 1`` and no window holds more than ``rate_limit``. The margin (0.5 % of the
+period by default) absorbs the jitter between a start here and its arrival at Insider, who
+counts arrivals. A start is the moment :meth:`Limiter.acquire` returns.
+
+Limiters are per event loop and per process (aiolimiter's are); for several processes or
+hosts use :class:`insider_webpush.redis_limiter.RedisLimiter`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+import weakref
+from typing import Protocol, runtime_checkable
+
+from aiolimiter import AsyncLimiter
+
+__all__ = [
+    "DEFAULT_MARGIN",
+    "Limiter",
+    "LimiterKey",
+    "SlidingWindowLimiter",
+    "key_fingerprint",
+    "shared_limiter",
+]
+
+logger = logging.getLogger("insider_webpush")
+
+DEFAULT_MARGIN = 0.005  # of rate_period; see the module docstring
+_BURST_FRACTION = 0.0025  # B: 15 of 6000, so a late event loop wake-up loses no throughput
+
+
+@runtime_checkable
+class Limiter(Protocol):
+    """What the client needs of a rate limiter."""
+
+    async def acquire(self) -> None:
+        """Wait until one more request may start now."""
+
+    def penalize(self, seconds: float) -> None:
+        """Let no request start for ``seconds`` from now (the server said 429)."""
+
+
+class SlidingWindowLimiter:
+    """The in-process limiter: aiolimiter's leaky bucket sized for a hard window bound.
+
+    Guarantee: at most ``rate_limit`` calls of :meth:`acquire` return in any window of
+    ``rate_period`` seconds; under steady demand it lets through
+    ``(rate_limit + 1 - burst) / (1 + margin)`` per period, >= 99 % for quotas of 200 and up.
+    """
+
+    def __init__(
+        self,
+        rate_limit: int,
+        rate_period: float,
+        *,
+        burst: int | None = None,
+        margin: float = DEFAULT_MARGIN,
+    ) -> None:
+        if isinstance(rate_limit, bool) or not isinstance(rate_limit, int) or rate_limit < 1:
+            raise ValueError(f"rate_limit must be a whole number of at least 1, got {rate_limit!r}")
+        if not (isinstance(rate_period, int | float) and math.isfinite(rate_period)) or (
+            rate_period <= 0
+        ):
+            raise ValueError(
+                f"rate_period must be a positive number of seconds, got {rate_period!r}"
+            )
+        if not 0 < margin < 1:
+            raise ValueError(f"margin must be a fraction of the period in (0, 1), got {margin!r}")
+        if burst is None:
+            burst = max(1, int(rate_limit * _BURST_FRACTION))
+        if not 1 <= burst <= rate_limit:
+            raise ValueError(f"burst must be between 1 and rate_limit, got {burst!r}")
+        self.rate_limit = rate_limit
+        self.rate_period = float(rate_period)
+        self.burst = burst
+        self.margin = margin
+        rate_per_second = (rate_limit + 1 - burst) / (rate_period * (1 + margin))
+        self._bucket = AsyncLimiter(burst, burst / rate_per_second)
+        self._resume_at = -math.inf
+
+    @property
+    def rate_per_second(self) -> float:
+        """The sustained rate this limiter lets through."""
+        return self._bucket.max_rate / self._bucket.time_period
+
+    async def acquire(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            pause = self._resume_at - loop.time()
+            if pause > 0:  # a 429 paused this key
+                await asyncio.sleep(pause)
+                continue
+            await self._bucket.acquire()
+            # A 429 may have come in while we queued; this grant is then spent unused
+            # rather than starting a request inside the pause.
+            if self._resume_at <= loop.time():
+                return
+
+    def penalize(self, seconds: float) -> None:
+        if seconds > 0:
+            now = asyncio.get_running_loop().time()
+            self._resume_at = max(self._resume_at, now + seconds)
+
+    def __repr__(self) -> str:
+        return (
+            f"SlidingWindowLimiter(rate_limit={self.rate_limit}, rate_period={self.rate_period}, "
+            f"burst={self.burst}, margin={self.margin})"
+        )
+
+
+def key_fingerprint(api_key: str) -> str:
+    """A short, one-way name for an API key: enough to share a quota, useless to an attacker."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+
+LimiterKey = tuple[str, str, str]  # (base_url, key_fingerprint, operation)
+
+_registry: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[LimiterKey, SlidingWindowLimiter]
+] = weakref.WeakKeyDictionary()
+
+
+def shared_limiter(key: LimiterKey, rate_limit: int, rate_period: float) -> SlidingWindowLimiter:
+    """The one limiter of this event loop for ``key``; made on first use.
+
+    Every client of one key and operation shares it, so they share the quota. The first
+    client's ``rate_limit``/``rate_period`` win; a client asking for others is told in the log.
+    """
+    per_loop = _registry.setdefault(asyncio.get_running_loop(), {})
+    limiter = per_loop.get(key)
+    if limiter is None:
+        limiter = per_loop[key] = SlidingWindowLimiter(rate_limit, rate_period)
+    elif (limiter.rate_limit, limiter.rate_period) != (rate_limit, float(rate_period)):
+        logger.warning(
+            "%s already has a shared limiter of %d per %ss; keeping it, not %d per %ss",
+            key[2],
+            limiter.rate_limit,
+            limiter.rate_period,
+            rate_limit,
+            rate_period,
+        )
+    return limiter
