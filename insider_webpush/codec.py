@@ -117,7 +117,7 @@ def push_from_dict(data: Mapping[str, Any]) -> WebPush:
     except ValidationError:
         raise
     except cattrs.ForbiddenExtraKeysError as exc:
-        field = sorted(exc.extra_fields)[0]
+        field = sorted(map(str, exc.extra_fields))[0]  # keys of any type, e.g. 1 and 'a'
         if exc.cl is Target:
             field = f"target.{field}"
         raise ValidationError(field, "is not a field of a web push") from None
@@ -142,7 +142,12 @@ def launch_result_from_body(status: int, body: object) -> LaunchResult:
         campaign_id = body.get("campaign_id")
         if success is True and isinstance(campaign_id, int) and not isinstance(campaign_id, bool):
             return LaunchResult(success=True, campaign_id=campaign_id)
-        if isinstance(campaign_id, str) and campaign_id.isdigit() and success is True:
+        if (
+            success is True
+            and isinstance(campaign_id, str)
+            and campaign_id.isascii()  # str.isdigit() also takes '²', which int() refuses
+            and campaign_id.isdigit()
+        ):
             return LaunchResult(success=True, campaign_id=int(campaign_id))
     raise APIError(
         status,
