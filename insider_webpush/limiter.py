@@ -36,7 +36,9 @@ __all__ = [
 logger = logging.getLogger("insider_webpush")
 
 DEFAULT_MARGIN = 0.005  # of rate_period; see the module docstring
-_BURST_FRACTION = 0.0025  # B: 15 of 6000, so a late event loop wake-up loses no throughput
+# B: 24 of 6000. A waiter woken late by up to (B - 1) / r seconds (a busy event loop) loses
+# no throughput; a larger B would cost sustained rate, since B + r * period is fixed.
+_BURST_FRACTION = 0.004
 
 
 @runtime_checkable
@@ -77,7 +79,7 @@ class SlidingWindowLimiter:
         if not 0 < margin < 1:
             raise ValueError(f"margin must be a fraction of the period in (0, 1), got {margin!r}")
         if burst is None:
-            burst = max(1, int(rate_limit * _BURST_FRACTION))
+            burst = max(min(2, rate_limit), int(rate_limit * _BURST_FRACTION))
         if not 1 <= burst <= rate_limit:
             raise ValueError(f"burst must be between 1 and rate_limit, got {burst!r}")
         self.rate_limit = rate_limit
