@@ -3,7 +3,18 @@
 >>> from insider_webpush import WebPushClient, WebPush
 """
 
+from importlib.util import find_spec
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
+from .batch import (
+    BatchError,
+    BatchResult,
+    JournalError,
+    JournalMismatchError,
+    Outcome,
+    PushItem,
+)
 from .client import WebPushClient
 from .codec import push_from_dict, push_to_dict
 from .endpoints import DEFAULT_BASE_URL, Operation
@@ -21,19 +32,32 @@ from .errors import (
 from .limiter import Limiter, SlidingWindowLimiter
 from .models import Draft, LaunchResult, Target, WebPush
 from .retry import RetryPolicy
+from .testing import FakeInsider, Fault, RecordedRequest
+
+if TYPE_CHECKING:
+    from .redis_limiter import RedisLimiter
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchError",
+    "BatchResult",
     "Draft",
     "FailedDependencyError",
+    "FakeInsider",
+    "Fault",
     "InsiderError",
+    "JournalError",
+    "JournalMismatchError",
     "LaunchResult",
     "Limiter",
     "Operation",
+    "Outcome",
+    "PushItem",
     "RateLimitError",
+    "RecordedRequest",
     "RetryPolicy",
     "ServerError",
     "SlidingWindowLimiter",
@@ -46,3 +70,15 @@ __all__ = [
     "push_from_dict",
     "push_to_dict",
 ]
+if find_spec("redis") is not None:  # the `redis` extra; `import *` must work without it
+    __all__ += ["RedisLimiter"]
+
+
+def __getattr__(name: str) -> Any:
+    # RedisLimiter is imported on first use: without the `redis` extra, importing it names
+    # the extra, and everything else works.
+    if name == "RedisLimiter":
+        from .redis_limiter import RedisLimiter
+
+        return RedisLimiter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,14 +8,15 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 import aiohttp
 import attrs
 
+from . import batch
 from ._version import __version__
 from .codec import draft_to_dict, error_message, launch_result_from_body, push_to_dict
 from .endpoints import DEFAULT_BASE_URL, ENDPOINTS, Endpoint, Operation
@@ -23,6 +24,9 @@ from .errors import TransportError, ValidationError, error_for_status
 from .limiter import Limiter, key_fingerprint, shared_limiter
 from .models import DEFAULT_LANGUAGE, Draft, LaunchResult, WebPush
 from .retry import RetryPolicy, parse_retry_after
+
+if TYPE_CHECKING:  # redis is an optional extra
+    from .redis_limiter import RedisLimiter
 
 __all__ = ["DEFAULT_TIMEOUT", "WebPushClient"]
 
@@ -83,6 +87,7 @@ class WebPushClient:
         timeout: float = DEFAULT_TIMEOUT,
         session: aiohttp.ClientSession | None = None,
         redis_url: str | None = None,
+        redis_fallback_processes: int | None = None,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ValidationError("api_key", "must be a non-empty string")
@@ -104,6 +109,19 @@ class WebPushClient:
         self._session = session
         self._owns_session = session is None
         self._redis_url = redis_url
+        # With redis_url, Redis unreachable: None fails closed (TransportError, nothing sent);
+        # N goes on alone at rate_limit // N per process. See insider_webpush.redis_limiter.
+        if redis_fallback_processes is not None and (
+            isinstance(redis_fallback_processes, bool)
+            or not isinstance(redis_fallback_processes, int)
+            or redis_fallback_processes < 1
+            or redis_url is None
+        ):
+            raise ValidationError(
+                "redis_fallback_processes", "must be a whole number >= 1, and needs redis_url"
+            )
+        self._redis_fallback_processes = redis_fallback_processes
+        self._redis_limiters: dict[Operation, RedisLimiter] = {}
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> Self:
@@ -148,6 +166,11 @@ class WebPushClient:
         if self._owns_session and self._session is not None:
             await self._session.close()
         self._session = None
+        # Shared Redis limiters are counted per user; the last one closes the connection.
+        while self._redis_limiters:
+            operation, redis_limiter = self._redis_limiters.popitem()
+            self._limiters.pop(operation, None)
+            await redis_limiter.aclose()
 
     # -- operations ---------------------------------------------------------------------
 
@@ -198,6 +221,56 @@ class WebPushClient:
         body = {k: v for k, v in draft_to_dict(draft_partner).items() if k == "partner_id"}
         await self._request(Operation.DELETE, body, campaign_id=campaign_id)
 
+    async def send_many(
+        self,
+        pushes: batch.Pushes,
+        *,
+        concurrency: int = batch.DEFAULT_CONCURRENCY,
+        journal: str | os.PathLike[str] | None = None,
+        retry_ambiguous: bool = False,
+    ) -> batch.BatchResult:
+        """Launch every push of ``pushes`` and return their outcomes in input order.
+
+        ``pushes`` is an iterable or async iterable of ``WebPush`` or ``(campaign_id,
+        WebPush)`` pairs, pulled lazily by ``concurrency`` workers (a sync iterable is read on
+        the event loop). A failed push is a failed :class:`Outcome`, never an exception. The
+        result holds every outcome; for millions of pushes, :meth:`stream` keeps memory
+        flat. With ``journal=PATH`` every attempt is written ahead to a JSONL file, and
+        rerunning the same batch with it skips every push it recorded as done and reports,
+        without resending, every push that may have gone out (resent only with
+        ``retry_ambiguous=True``). Raises ``JournalMismatchError`` when the input no longer
+        matches the journal. See :mod:`insider_webpush.batch`.
+        """
+        return await batch.send_many(
+            self,
+            pushes,
+            concurrency=concurrency,
+            journal=journal,
+            retry_ambiguous=retry_ambiguous,
+        )
+
+    def stream(
+        self,
+        pushes: batch.Pushes,
+        *,
+        concurrency: int = batch.DEFAULT_CONCURRENCY,
+        journal: str | os.PathLike[str] | None = None,
+        retry_ambiguous: bool = False,
+    ) -> AsyncGenerator[batch.Outcome, None]:
+        """Like :meth:`send_many`, but yield each :class:`Outcome` as it finishes, in bounded
+        memory whatever the number of pushes.
+
+        Leaving the loop early stops the workers; wrap it in ``contextlib.aclosing(...)`` to
+        stop them at once rather than when the iterator is garbage-collected.
+        """
+        return batch.stream(
+            self,
+            pushes,
+            concurrency=concurrency,
+            journal=journal,
+            retry_ambiguous=retry_ambiguous,
+        )
+
     # -- the one request path -----------------------------------------------------------
 
     def _limiter_for(self, operation: Operation) -> Limiter:
@@ -214,7 +287,13 @@ class WebPushClient:
                 if self._redis_url is not None:
                     from .redis_limiter import shared_redis_limiter
 
-                    limiter = shared_redis_limiter(self._redis_url, key, rate_limit, rate_period)
+                    limiter = self._redis_limiters[operation] = shared_redis_limiter(
+                        self._redis_url,
+                        key,
+                        rate_limit,
+                        rate_period,
+                        fallback_processes=self._redis_fallback_processes,
+                    )
                 else:
                     limiter = shared_limiter(key, rate_limit, rate_period)
             self._limiters[operation] = limiter

@@ -1,0 +1,694 @@
+"""Send many pushes: a fixed pool of workers, one outcome per push, a write-ahead journal.
+
+The batch only composes :meth:`WebPushClient.send`. ``concurrency`` workers pull the input
+lazily, one push at a time, so memory does not grow with the number of pushes (no task per
+push, no list of the input). Every input gets exactly one :class:`Outcome`; a failed push is
+an outcome, never an exception.
+
+The journal is a JSONL file. Its first line names the format; then, per push::
+
+    {"event":"sending","index":7,"hash":"<16 hex>","attempt":1}
+    {"event":"done","index":7,"hash":"<16 hex>","attempts":1,"ok":true,"status":null,
+     "campaign_id":1697300275,"ambiguous":false}
+
+A ``sending`` line is appended and flushed after the limiter granted an attempt and before it
+goes on the wire; the ``done`` line when the push ends (a failure adds ``error``, ``message``
+and ``retry_after``; ``status`` is the HTTP status of a failure, null for a success or a
+transport error). ``hash`` covers the wire body and the draft campaign id. A push that failed
+before any attempt (a ``ValidationError``) writes nothing: it is checked again on a rerun.
+
+Rerunning the same input with the same journal: a push with a ``done`` line is not sent and
+its outcome comes back from the journal (``from_journal=True``, typed error rebuilt); a push
+with a ``sending`` line and no ``done`` one may have gone out, so it comes back ambiguous and
+is not sent; ambiguous pushes of either kind are sent again only with
+``retry_ambiguous=True``; any other push is sent. A push that no longer hashes as journaled
+raises :class:`JournalMismatchError` once what is in flight has finished: nothing after it
+is pulled, so an inserted or removed push cannot shift the batch into launching twice.
+
+A journal serves one batch at a time (an exclusive ``flock``; not on Windows). A last line
+torn by a crash is dropped; a damaged line elsewhere raises :class:`JournalError`. Resuming
+keeps ~21 bytes per journaled push in memory. The flush per line hands it to the operating
+system, which keeps it when the process is killed (SIGKILL, the OOM killer, a crash);
+surviving power loss or a kernel crash would need an fsync per line (milliseconds each, on
+the event loop), which is not offered.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import sys
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Iterable,
+    Iterator,
+    Sequence,
+)
+from typing import IO, TYPE_CHECKING, Any, Final, Self, overload
+
+import attrs
+
+from .codec import push_to_dict
+from .errors import InsiderError, TransportError, error_for_status
+from .models import LaunchResult, WebPush
+
+if sys.platform != "win32":
+    import fcntl
+
+if TYPE_CHECKING:
+    from .client import WebPushClient
+
+# send_many / stream are reached through WebPushClient's methods of the same names.
+__all__ = [
+    "BatchError",
+    "BatchResult",
+    "JournalError",
+    "JournalMismatchError",
+    "Outcome",
+    "PushItem",
+]
+
+DEFAULT_CONCURRENCY = 64
+
+PushItem = WebPush | tuple[int | None, WebPush]
+"""One input of a batch: a push, or a ``(campaign_id, push)`` pair to launch a draft."""
+
+Pushes = Iterable[PushItem] | AsyncIterable[PushItem]
+
+
+# -- results --------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Outcome:
+    """What became of one push of a batch.
+
+    ``index`` is its position in the input and ``campaign_id`` the draft it was launched to
+    (None for the literal path). Exactly one of ``result`` and ``error`` is set. ``attempts``
+    counts the attempts that went on the wire, over every run of a journal. ``from_journal``
+    is True when this run did not send the push and the outcome was read from the journal.
+    """
+
+    index: int
+    push: WebPush
+    campaign_id: int | None = None
+    result: LaunchResult | None = None
+    error: InsiderError | None = None
+    attempts: int = 0
+    from_journal: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Insider confirmed the launch."""
+        return self.result is not None
+
+    @property
+    def ambiguous(self) -> bool:
+        """The push failed here but may have gone out. Never resent, except by a rerun
+        with the journal and ``retry_ambiguous=True``."""
+        return self.error is not None and self.error.ambiguous
+
+
+class BatchError(InsiderError):
+    """Raised by :meth:`BatchResult.raise_for_failures`; ``failed`` holds the outcomes."""
+
+    def __init__(self, failed: Sequence[Outcome], total: int) -> None:
+        self.failed = tuple(failed)
+        self.total = total
+        self.ambiguous = any(o.ambiguous for o in self.failed)
+        n_ambiguous = sum(o.ambiguous for o in self.failed)
+        first = self.failed[0]
+        super().__init__(
+            f"{len(self.failed)} of {total} pushes failed ({n_ambiguous} ambiguous: they may "
+            f"have gone out); first: push #{first.index}: {first.error!r}"
+        )
+
+
+class BatchResult(Sequence[Outcome]):
+    """The outcomes of :meth:`WebPushClient.send_many`, in input order (``result[i]`` is
+    the outcome of the i-th push), with the successes and failures picked out."""
+
+    __slots__ = ("_outcomes", "failed", "succeeded")
+
+    def __init__(self, outcomes: Iterable[Outcome]) -> None:
+        self._outcomes = tuple(outcomes)
+        self.succeeded: tuple[Outcome, ...] = tuple(o for o in self._outcomes if o.ok)
+        self.failed: tuple[Outcome, ...] = tuple(o for o in self._outcomes if not o.ok)
+
+    @overload
+    def __getitem__(self, index: int) -> Outcome: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Outcome, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> Outcome | tuple[Outcome, ...]:
+        return self._outcomes[index]
+
+    def __len__(self) -> int:
+        return len(self._outcomes)
+
+    @property
+    def ambiguous(self) -> tuple[Outcome, ...]:
+        """The failed pushes that may have gone out anyway."""
+        return tuple(o for o in self.failed if o.ambiguous)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """``{"total", "succeeded", "failed", "ambiguous"}``; ambiguous ones count as failed."""
+        return {
+            "total": len(self._outcomes),
+            "succeeded": len(self.succeeded),
+            "failed": len(self.failed),
+            "ambiguous": sum(o.ambiguous for o in self.failed),
+        }
+
+    def raise_for_failures(self) -> Self:
+        """Raise :class:`BatchError` if any push failed; return this result otherwise."""
+        if self.failed:
+            raise BatchError(self.failed, len(self._outcomes))
+        return self
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v}" for k, v in self.counts.items())
+        return f"BatchResult({fields})"
+
+
+# -- the journal ----------------------------------------------------------------------------
+
+
+class JournalError(InsiderError):
+    """The journal cannot be used: not a journal, a damaged line, or in use by another batch."""
+
+
+class JournalMismatchError(JournalError):
+    """The push at ``index`` is not the one the journal recorded there.
+
+    The input changed since the journal was written (a push edited, inserted or removed, or
+    the client's partner id changed). Nothing from it on is sent, since the journal can no
+    longer say what went out; restore the input, or use a new journal for a new batch.
+    """
+
+    def __init__(self, index: int, journaled: str, now: str) -> None:
+        self.index = index
+        super().__init__(
+            f"push #{index} does not match the journal (journaled hash {journaled}, now {now}): "
+            "the input changed since the journal was written; nothing more was sent"
+        )
+
+
+_HEADER: Final = {"journal": "insider-webpush batch", "version": 1}
+_HASH_BYTES = 8  # 64 bits tell an edited push from the journaled one
+
+# What the journal says of a push index, kept in a bytearray: one byte per push.
+_ABSENT, _SENDING, _OK, _FAILED = 0, 1, 2, 3
+
+
+def _push_hash(campaign_id: int | None, push: WebPush) -> int:
+    body = json.dumps([campaign_id, push_to_dict(push)], sort_keys=True, separators=(",", ":"))
+    return int.from_bytes(hashlib.sha256(body.encode()).digest()[:_HASH_BYTES], "big")
+
+
+def _hex(key: int) -> str:
+    return f"{key:0{2 * _HASH_BYTES}x}"
+
+
+@attrs.frozen
+class _Failure:
+    error: str
+    message: str
+    status: int | None
+    retry_after: float | None
+    ambiguous: bool
+
+
+class _Journal:
+    """An open journal: what earlier runs recorded, and the file to append to.
+
+    The record of earlier runs is kept in flat arrays indexed by push (about 21 bytes a push),
+    and failures in a dict, so resuming a million pushes costs tens of MB, not a dict each.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._hashes = array.array("Q")
+        self._states = bytearray()
+        self._attempts = array.array("I")
+        self._campaign_ids = array.array("q")
+        self._failures: dict[int, _Failure] = {}
+        self._file: IO[bytes] = open(path, "a+b")  # noqa: SIM115 - closed by close()
+        try:
+            if sys.platform != "win32":
+                try:
+                    # A second batch on the same journal would resend what this one sends.
+                    fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise JournalError(
+                        f"journal {os.fspath(path)!r} is in use by another batch"
+                    ) from None
+            self._load(os.fspath(path))
+        except BaseException:
+            self._file.close()
+            raise
+
+    # reading
+
+    def _load(self, path: str) -> None:
+        self._file.seek(0)
+        header = json.dumps(_HEADER, separators=(",", ":")).encode() + b"\n"
+        end_of_good = 0  # offset just past the last complete, readable line
+        needs_newline = False
+        for number, raw in enumerate(self._file, start=1):
+            if number == 1 and raw.rstrip(b"\n") != header.rstrip(b"\n"):
+                if raw.endswith(b"\n") or not header.startswith(raw):
+                    # Never truncate or append to a file that is not ours (e.g. the input).
+                    raise JournalError(f"{path!r} is not an insider-webpush batch journal")
+                break  # a header torn by a crash before any push was journaled
+            try:
+                if number > 1:
+                    self._apply(json.loads(raw))
+            except (ValueError, KeyError, TypeError) as exc:
+                if not raw.endswith(b"\n"):
+                    break  # torn: the process died while writing it; dropped below
+                raise JournalError(f"journal {path!r} line {number} is damaged: {exc}") from None
+            end_of_good += len(raw)
+            needs_newline = not raw.endswith(b"\n")
+        self._file.seek(0, os.SEEK_END)
+        if self._file.tell() != end_of_good:
+            self._file.truncate(end_of_good)
+        if needs_newline:
+            self._write(b"\n")  # a complete last line that only lost its newline
+        if end_of_good == 0:
+            self._write(header)
+
+    def _apply(self, line: dict[str, Any]) -> None:
+        index = line["index"]
+        key = int(line["hash"], 16)
+        if not isinstance(index, int) or index < 0:
+            raise ValueError(f"bad index {index!r}")
+        if index >= len(self._states):
+            grow = index + 1 - len(self._states)
+            self._states.extend(bytes(grow))
+            for column in (self._hashes, self._attempts, self._campaign_ids):
+                column.frombytes(bytes(column.itemsize * grow))
+        if self._states[index] != _ABSENT and self._hashes[index] != key:
+            raise ValueError(f"push #{index} has two different hashes")
+        self._hashes[index] = key
+        event = line["event"]
+        if event == "sending":
+            self._states[index] = _SENDING
+            self._attempts[index] = max(self._attempts[index], int(line["attempt"]))
+            self._failures.pop(index, None)
+        elif event == "done":
+            self._attempts[index] = int(line["attempts"])
+            if line["ok"] is True:
+                self._states[index] = _OK
+                self._campaign_ids[index] = int(line["campaign_id"])
+            else:
+                status, retry_after = line["status"], line.get("retry_after")
+                if not (status is None or type(status) is int) or not (
+                    retry_after is None or type(retry_after) in (int, float)
+                ):
+                    raise ValueError(f"bad status {status!r} or retry_after {retry_after!r}")
+                self._states[index] = _FAILED
+                self._failures[index] = _Failure(
+                    error=str(line["error"]),
+                    message=str(line["message"]),
+                    status=status,
+                    retry_after=retry_after,
+                    ambiguous=bool(line["ambiguous"]),
+                )
+        else:
+            raise ValueError(f"unknown event {event!r}")
+
+    def replay(self, index: int, key: int, *, retry_ambiguous: bool) -> _Replay:
+        """What to do with the push at ``index`` whose hash is now ``key``."""
+        state = self._states[index] if index < len(self._states) else _ABSENT
+        if state == _ABSENT:
+            return _Replay(send=True)
+        if self._hashes[index] != key:
+            raise JournalMismatchError(index, _hex(self._hashes[index]), _hex(key))
+        attempts = self._attempts[index]
+        error: InsiderError | None = None
+        if state == _OK:
+            result = LaunchResult(success=True, campaign_id=self._campaign_ids[index])
+            return _Replay(send=False, result=result, attempts=attempts)
+        if state == _SENDING:
+            error = TransportError(
+                f"no answer was journaled for attempt {attempts}: the batch stopped after it "
+                "went on the wire, so the push may have gone out",
+                ambiguous=True,
+            )
+        else:
+            error = _rebuild(self._failures[index])
+        if error.ambiguous and retry_ambiguous:
+            return _Replay(send=True, attempts=attempts)
+        return _Replay(send=False, error=error, attempts=attempts)
+
+    # writing
+
+    def _write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._file.flush()  # to the OS: survives the process being killed, not power loss
+
+    def _write_line(self, line: dict[str, Any]) -> None:
+        self._write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
+
+    def sending(self, index: int, key: int, attempt: int) -> None:
+        self._write_line(
+            {"event": "sending", "index": index, "hash": _hex(key), "attempt": attempt}
+        )
+
+    def done(self, outcome: Outcome, key: int) -> None:
+        line: dict[str, Any] = {
+            "event": "done",
+            "index": outcome.index,
+            "hash": _hex(key),
+            "attempts": outcome.attempts,
+            "ok": outcome.ok,
+            "status": getattr(outcome.error, "status", None),
+            "campaign_id": outcome.result.campaign_id if outcome.result else None,
+            "ambiguous": outcome.ambiguous,
+        }
+        if outcome.error is not None:
+            line["error"] = type(outcome.error).__name__
+            line["message"] = getattr(outcome.error, "message", None) or str(outcome.error)
+            line["retry_after"] = getattr(outcome.error, "retry_after", None)
+        self._write_line(line)
+
+    def close(self) -> None:
+        self._file.close()  # also releases the lock
+
+
+def _rebuild(failure: _Failure) -> InsiderError:
+    """The typed error a journaled failure was reported with."""
+    error: InsiderError
+    if failure.status is not None:
+        error = error_for_status(failure.status, failure.message, retry_after=failure.retry_after)
+    elif failure.error == TransportError.__name__:
+        error = TransportError(failure.message, ambiguous=failure.ambiguous)
+    else:
+        error = InsiderError(f"{failure.error}: {failure.message}")
+    error.ambiguous = failure.ambiguous  # e.g. an unreadable 2xx body is ambiguous
+    return error
+
+
+@attrs.frozen
+class _Replay:
+    send: bool
+    result: LaunchResult | None = None
+    error: InsiderError | None = None
+    attempts: int = 0
+
+
+# -- the run --------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Job:
+    index: int
+    campaign_id: int | None
+    push: WebPush
+    key: int
+    replay: _Replay
+
+
+@attrs.frozen
+class _WorkerEnded:
+    task: asyncio.Task[None]
+
+
+def _split(index: int, item: object) -> tuple[int | None, WebPush]:
+    if isinstance(item, WebPush):
+        return None, item
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], WebPush):
+        campaign_id = item[0]
+        if campaign_id is None or (
+            isinstance(campaign_id, int) and not isinstance(campaign_id, bool)
+        ):
+            return campaign_id, item[1]
+    raise TypeError(
+        f"push #{index}: expected a WebPush or a (campaign_id, WebPush) pair, "
+        f"got {type(item).__name__}"
+    )
+
+
+_SEND: Final = _Replay(send=True)
+
+
+class _Run:
+    """One pass over the input: the workers, the journal, and the outcomes as they finish."""
+
+    def __init__(
+        self,
+        client: WebPushClient,
+        pushes: Pushes,
+        *,
+        concurrency: int,
+        journal: str | os.PathLike[str] | None,
+        retry_ambiguous: bool,
+    ) -> None:
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(
+                f"concurrency must be a whole number of at least 1, got {concurrency!r}"
+            )
+        self._sync: Iterator[object] | None = None
+        self._async: AsyncIterator[object] | None = None
+        if isinstance(pushes, AsyncIterable):
+            self._async = aiter(pushes)
+        elif isinstance(pushes, Iterable) and not isinstance(pushes, str | bytes):
+            self._sync = iter(pushes)
+        else:
+            raise TypeError(
+                f"pushes must be an iterable or async iterable of WebPush, "
+                f"not {type(pushes).__name__}"
+            )
+        if journal is not None:
+            journal = os.fspath(journal)  # a TypeError now, not at the first iteration
+        self._client = client
+        self._concurrency = concurrency
+        self._journal_path = journal
+        self._retry_ambiguous = retry_ambiguous
+        self._journal: _Journal | None = None
+        self._pull_lock = asyncio.Lock()
+        self._next_index = 0
+        self._exhausted = False
+        self._stop_error: BaseException | None = None
+        # Outcomes wait here for the consumer; `_room` bounds them to `concurrency`.
+        self._queue: asyncio.Queue[Outcome | _WorkerEnded] = asyncio.Queue()
+        self._room = asyncio.Semaphore(concurrency)
+        self._workers: list[asyncio.Task[None]] = []
+
+    # pulling the input, one push at a time
+
+    async def _next_job(self) -> _Job | None:
+        if self._async is None:
+            return self._pull_sync()
+        async with self._pull_lock:  # an async generator cannot be entered twice
+            if self._exhausted or self._stop_error is not None:
+                return None
+            try:
+                item = await anext(self._async)
+            except StopAsyncIteration:
+                self._exhausted = True
+                return None
+            except Exception as exc:  # the input failed: finish what is in flight, then raise
+                self._stop(exc)
+                return None
+            return self._plan(item)
+
+    def _pull_sync(self) -> _Job | None:
+        assert self._sync is not None
+        if self._exhausted or self._stop_error is not None:
+            return None
+        try:
+            item = next(self._sync)
+        except StopIteration:
+            self._exhausted = True
+            return None
+        except Exception as exc:
+            self._stop(exc)
+            return None
+        return self._plan(item)
+
+    def _plan(self, item: object) -> _Job | None:
+        # Runs with no await between the pull and the journal check, so no push after a
+        # mismatched one is ever pulled, let alone sent.
+        index = self._next_index
+        self._next_index += 1
+        try:
+            campaign_id, push = _split(index, item)
+        except TypeError as exc:
+            self._stop(exc)
+            return None
+        if self._journal is None:
+            return _Job(index, campaign_id, push, 0, _SEND)
+        key = _push_hash(campaign_id, self._wire_push(push))
+        try:
+            replay = self._journal.replay(index, key, retry_ambiguous=self._retry_ambiguous)
+        except JournalMismatchError as exc:
+            self._stop(exc)
+            return None
+        return _Job(index, campaign_id, push, key, replay)
+
+    def _wire_push(self, push: WebPush) -> WebPush:
+        # Hash what goes on the wire: the client fills a missing partner id with its own.
+        partner_id = self._client.partner_id
+        if push.partner_id is None and partner_id is not None:
+            return attrs.evolve(push, partner_id=partner_id)
+        return push
+
+    def _stop(self, error: BaseException) -> None:
+        if self._stop_error is None:
+            self._stop_error = error
+
+    # the workers
+
+    async def _work(self) -> None:
+        while (job := await self._next_job()) is not None:
+            outcome = await self._outcome(job)
+            await self._room.acquire()
+            self._queue.put_nowait(outcome)
+
+    async def _outcome(self, job: _Job) -> Outcome:
+        replay = job.replay
+        if not replay.send:
+            return Outcome(
+                job.index,
+                job.push,
+                job.campaign_id,
+                result=replay.result,
+                error=replay.error,
+                attempts=replay.attempts,
+                from_journal=True,
+            )
+        journal = self._journal
+        attempts = 0
+
+        def on_attempt(attempt: int) -> None:
+            # The limiter granted this attempt; it goes on the wire once we return.
+            nonlocal attempts
+            attempts = attempt
+            if journal is not None:
+                journal.sending(job.index, job.key, replay.attempts + attempt)
+
+        result: LaunchResult | None = None
+        error: InsiderError | None = None
+        try:
+            result = await self._client.send(
+                job.push, campaign_id=job.campaign_id, on_attempt=on_attempt
+            )
+        except InsiderError as exc:
+            error = exc
+        outcome = Outcome(
+            job.index,
+            job.push,
+            job.campaign_id,
+            result=result,
+            error=error,
+            attempts=replay.attempts + attempts,
+        )
+        if journal is not None and attempts:
+            journal.done(outcome, job.key)
+        return outcome
+
+    # the consumer side
+
+    async def outcomes(self) -> AsyncGenerator[Outcome, None]:
+        """The outcomes as they finish; closing this stops the workers and the journal."""
+        try:
+            if self._journal_path is not None:
+                self._journal = _Journal(self._journal_path)
+            for number in range(self._concurrency):
+                task = asyncio.create_task(self._work(), name=f"insider-webpush batch {number}")
+                task.add_done_callback(lambda t: self._queue.put_nowait(_WorkerEnded(t)))
+                self._workers.append(task)
+            running = len(self._workers)
+            while running:
+                item = await self._queue.get()
+                if isinstance(item, Outcome):
+                    self._room.release()
+                    yield item
+                    continue
+                running -= 1
+                if not item.task.cancelled() and (exc := item.task.exception()) is not None:
+                    raise exc  # a bug or an I/O error: stop everything now
+            if self._stop_error is not None:
+                raise self._stop_error
+        finally:
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        """Cancel and wait for every worker, even if cancelled again meanwhile, then close
+        the journal: a push in flight keeps its `sending` line without a `done` one."""
+        for task in self._workers:
+            task.cancel()
+        cancelled = False
+        while pending := [t for t in self._workers if not t.done()]:
+            try:
+                await asyncio.wait(pending)
+            except asyncio.CancelledError:
+                cancelled = True
+        for task in self._workers:
+            if not task.cancelled():
+                task.exception()  # retrieved: a second failure is not logged as "never retrieved"
+        if self._journal is not None:
+            self._journal.close()
+        if cancelled:
+            raise asyncio.CancelledError
+
+
+# -- the entry points -----------------------------------------------------------------------
+
+
+def stream(
+    client: WebPushClient,
+    pushes: Pushes,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    journal: str | os.PathLike[str] | None = None,
+    retry_ambiguous: bool = False,
+) -> AsyncGenerator[Outcome, None]:
+    """See :meth:`WebPushClient.stream`. Arguments are checked now; nothing runs until the
+    first iteration."""
+    run = _Run(
+        client,
+        pushes,
+        concurrency=concurrency,
+        journal=journal,
+        retry_ambiguous=retry_ambiguous,
+    )
+    return run.outcomes()
+
+
+async def send_many(
+    client: WebPushClient,
+    pushes: Pushes,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    journal: str | os.PathLike[str] | None = None,
+    retry_ambiguous: bool = False,
+) -> BatchResult:
+    """See :meth:`WebPushClient.send_many`."""
+    run = _Run(
+        client,
+        pushes,
+        concurrency=concurrency,
+        journal=journal,
+        retry_ambiguous=retry_ambiguous,
+    )
+    # Outcomes arrive at most ~2 x concurrency out of order: slot them by index.
+    slots: list[Outcome | None] = []
+    async with contextlib.aclosing(run.outcomes()) as outcomes:
+        async for outcome in outcomes:
+            if outcome.index >= len(slots):
+                slots.extend([None] * (outcome.index + 1 - len(slots)))
+            slots[outcome.index] = outcome
+    ordered = [o for o in slots if o is not None]
+    if len(ordered) != len(slots):  # every pulled push gets an outcome; a gap is a bug
+        raise RuntimeError("insider_webpush.batch lost an outcome; please report this")
+    return BatchResult(ordered)
