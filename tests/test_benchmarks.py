@@ -1,0 +1,60 @@
+"""Each benchmark script runs end to end at a tiny size and ends with its RESULT line.
+
+The figures themselves are not judged here (a loaded CI machine would make that flaky); only
+that the scripts still run against the current SDK and report every key they promise.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def result_of(script: str, *args: str) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.rstrip("\n").splitlines()[-1]
+    assert last.startswith("RESULT {"), proc.stdout
+    assert sum(line.startswith("RESULT ") for line in proc.stdout.splitlines()) == 1
+    result: dict[str, Any] = json.loads(last.removeprefix("RESULT "))
+    return result
+
+
+def test_rate():
+    # --plot is left out: matplotlib is the `bench` extra, which the test install lacks.
+    result = result_of("rate.py", "--runs", "40/0.4", "--windows", "1")
+    assert result["rate_limit"] == 40
+    assert result["rate_period"] == 0.4
+    assert result["sent"] == 80  # every push of the run was confirmed
+    assert isinstance(result["rejected_429"], int)
+    assert 0 < result["max_in_window"] <= 80
+    assert 0 < result["utilization"] <= 1.0
+
+
+def test_overhead():
+    result = result_of(
+        "overhead.py", "--requests", "300", "--stub-requests", "300", "--rounds", "1"
+    )
+    for key in ("sdk_cpu_us", "bare_cpu_us", "cpu_ratio", "sdk_rps", "bare_rps"):
+        assert result[key] > 0, key
+    assert result["cpu_ratio"] == pytest.approx(result["sdk_cpu_us"] / result["bare_cpu_us"], 0.01)
+
+
+def test_memory():
+    result = result_of("memory.py", "--n", "3000", "--gather-n", "1000")
+    assert result["n"] == 3000
+    assert isinstance(result["rss_growth_mb"], float)
+    assert result["gather_n"] == 1000
