@@ -33,9 +33,10 @@ def result_of(script: str, *args: str) -> dict[str, Any]:
     return result
 
 
-def test_rate():
-    # --plot is left out: matplotlib is the `bench` extra, which the test install lacks.
-    result = result_of("rate.py", "--runs", "40/0.4", "--windows", "1")
+def test_rate(tmp_path: Path) -> None:
+    plot = tmp_path / "rate.png"
+    result = result_of("rate.py", "--runs", "40/0.4", "--windows", "1", "--plot", str(plot))
+    assert plot.read_bytes().startswith(b"\x89PNG")
     assert result["rate_limit"] == 40
     assert result["rate_period"] == 0.4
     assert result["sent"] == 80  # every push of the run was confirmed
@@ -44,7 +45,7 @@ def test_rate():
     assert 0 < result["utilization"] <= 1.0
 
 
-def test_overhead():
+def test_overhead() -> None:
     result = result_of(
         "overhead.py", "--requests", "300", "--stub-requests", "300", "--rounds", "1"
     )
@@ -53,7 +54,7 @@ def test_overhead():
     assert result["cpu_ratio"] == pytest.approx(result["sdk_cpu_us"] / result["bare_cpu_us"], 0.01)
 
 
-def test_memory():
+def test_memory() -> None:
     result = result_of("memory.py", "--n", "3000", "--gather-n", "1000")
     assert result["n"] == 3000
     assert isinstance(result["rss_growth_mb"], float)
