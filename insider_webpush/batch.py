@@ -209,8 +209,10 @@ _HASH_BYTES = 8  # 64 bits tell an edited push from the journaled one
 _ABSENT, _SENDING, _OK, _FAILED = 0, 1, 2, 3
 
 
-def _push_hash(campaign_id: int | None, push: WebPush) -> int:
-    body = json.dumps([campaign_id, push_to_dict(push)], sort_keys=True, separators=(",", ":"))
+def _push_hash(campaign_id: int | None, push: WebPush, partner_id: str | None) -> int:
+    # Hash what goes on the wire: the client fills a missing partner id with its own.
+    wire = push_to_dict(push, partner_id=partner_id)
+    body = json.dumps([campaign_id, wire], sort_keys=True, separators=(",", ":"))
     return int.from_bytes(hashlib.sha256(body.encode()).digest()[:_HASH_BYTES], "big")
 
 
@@ -527,20 +529,13 @@ class _Run:
             return None
         if self._journal is None:
             return _Job(index, campaign_id, push, 0, _SEND)
-        key = _push_hash(campaign_id, self._wire_push(push))
+        key = _push_hash(campaign_id, push, self._client.partner_id)
         try:
             replay = self._journal.replay(index, key, retry_ambiguous=self._retry_ambiguous)
         except JournalMismatchError as exc:
             self._stop(exc)
             return None
         return _Job(index, campaign_id, push, key, replay)
-
-    def _wire_push(self, push: WebPush) -> WebPush:
-        # Hash what goes on the wire: the client fills a missing partner id with its own.
-        partner_id = self._client.partner_id
-        if push.partner_id is None and partner_id is not None:
-            return attrs.evolve(push, partner_id=partner_id)
-        return push
 
     def _stop(self, error: BaseException) -> None:
         if self._stop_error is None:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 import aiohttp
-import attrs
 
 from . import batch
 from ._version import __version__
@@ -192,14 +191,13 @@ class WebPushClient:
             raise ValidationError("api_version", f"must be 'v1' or 'v2', not {api_version!r}")
         if not isinstance(push, WebPush):
             raise ValidationError("push", f"must be a WebPush, not {type(push).__name__}")
-        if push.partner_id is None:
-            if self._partner_id is None:
-                raise ValidationError(
-                    "partner_id", "is required: set it on the push or on the client"
-                )
-            push = attrs.evolve(push, partner_id=self._partner_id)
+        if push.partner_id is None and self._partner_id is None:
+            raise ValidationError("partner_id", "is required: set it on the push or on the client")
         status, body = await self._request(
-            operation, push_to_dict(push), campaign_id=campaign_id, on_attempt=on_attempt
+            operation,
+            push_to_dict(push, partner_id=self._partner_id),
+            campaign_id=campaign_id,
+            on_attempt=on_attempt,
         )
         return launch_result_from_body(status, body)
 
