@@ -32,7 +32,13 @@ import attrs
 from ._version import __version__
 from .batch import JournalError
 from .client import WebPushClient
-from .codec import INCLUDE_UNENGAGED_WIRE_KEY, push_from_dict
+from .codec import (
+    INCLUDE_UNENGAGED_PYTHON_KEY,
+    INCLUDE_UNENGAGED_WIRE_KEY,
+    TARGET_KEY,
+    push_from_dict,
+    target_to_dict,
+)
 from .endpoints import DEFAULT_BASE_URL, ENDPOINTS, Operation
 from .errors import InsiderError, ValidationError
 from .models import Target, WebPush
@@ -729,11 +735,10 @@ def _from_csv_row(row: dict[str, str | None]) -> dict[str, Any]:
     attribute = data.pop(_CSV_TARGET_COLUMNS[0], None)
     values = data.pop(_CSV_TARGET_COLUMNS[1], None)
     if attribute is not None or values is not None:
-        data["target"] = {
-            "attribute": attribute,
-            "values": values.split(_CSV_VALUE_SEPARATOR) if values is not None else None,
-        }
-    for key in (INCLUDE_UNENGAGED_WIRE_KEY, "include_unengaged"):
+        data[TARGET_KEY] = target_to_dict(
+            attribute, values.split(_CSV_VALUE_SEPARATOR) if values is not None else None
+        )
+    for key in (INCLUDE_UNENGAGED_WIRE_KEY, INCLUDE_UNENGAGED_PYTHON_KEY):
         flag = data.get(key)
         if isinstance(flag, str) and flag.strip().lower() in _TRUE | _FALSE:
             data[key] = flag.strip().lower() in _TRUE

@@ -17,7 +17,13 @@ import aiohttp
 
 from . import batch
 from ._version import __version__
-from .codec import draft_to_dict, error_message, launch_result_from_body, push_to_dict
+from .codec import (
+    delete_body,
+    draft_to_dict,
+    error_message,
+    launch_result_from_body,
+    push_to_dict,
+)
 from .endpoints import DEFAULT_BASE_URL, ENDPOINTS, Endpoint, Operation
 from .errors import TransportError, ValidationError, error_for_status
 from .limiter import Limiter, key_fingerprint, shared_limiter
@@ -215,9 +221,9 @@ class WebPushClient:
         """Delete the draft campaign ``campaign_id``."""
         if self._partner_id is None:
             raise ValidationError("partner_id", "is required on the client to delete a draft")
-        draft_partner = Draft(partner_id=self._partner_id, title="-")
-        body = {k: v for k, v in draft_to_dict(draft_partner).items() if k == "partner_id"}
-        await self._request(Operation.DELETE, body, campaign_id=campaign_id)
+        await self._request(
+            Operation.DELETE, delete_body(self._partner_id), campaign_id=campaign_id
+        )
 
     async def send_many(
         self,

@@ -17,20 +17,28 @@ from .errors import APIError, ValidationError
 from .models import Draft, LaunchResult, Target, WebPush
 
 __all__ = [
+    "INCLUDE_UNENGAGED_PYTHON_KEY",
     "INCLUDE_UNENGAGED_WIRE_KEY",
+    "TARGET_KEY",
     "converter",
+    "delete_body",
+    "draft_from_dict",
     "draft_to_dict",
+    "error_body",
     "error_message",
     "launch_result_from_body",
+    "partner_id_from_delete_body",
     "push_from_dict",
     "push_to_dict",
+    "result_to_body",
+    "target_to_dict",
 ]
 
 # The docs' parameter table says "include_unengaged"; every sample and Insider's Postman
 # collection send "include_unengage". We follow the samples (what the live API was shown to
 # take); change this one constant if Insider says otherwise.
 INCLUDE_UNENGAGED_WIRE_KEY = "include_unengage"
-_PYTHON_ONLY_SPELLING = "include_unengaged"
+INCLUDE_UNENGAGED_PYTHON_KEY = _PYTHON_ONLY_SPELLING = "include_unengaged"
 _TARGET_FIELDS = frozenset(a.name for a in attrs.fields(Target))
 
 converter = cattrs.Converter()
@@ -140,6 +148,55 @@ def push_from_dict(data: Mapping[str, Any]) -> WebPush:
 def draft_to_dict(draft: Draft) -> dict[str, Any]:
     """The JSON body of a ``create``."""
     return converter.unstructure(draft, Draft)  # type: ignore[no-any-return]
+
+
+def draft_from_dict(data: object) -> Draft:
+    """A validated :class:`Draft` from a ``create`` body; ``ValidationError`` names the field."""
+    if not isinstance(data, Mapping):
+        raise ValidationError("body", "must be a JSON object")
+    fields = attrs.fields_dict(Draft)
+    for name in data:
+        if name not in fields:
+            raise ValidationError(str(name), "is not a field of a draft")
+    for name, field in fields.items():
+        if field.default is attrs.NOTHING and name not in data:
+            raise ValidationError(name, "is required")
+    return Draft(**data)
+
+
+_PARTNER_ID_KEY = "partner_id"
+
+
+def delete_body(partner_id: str) -> dict[str, Any]:
+    """The JSON body of a ``delete``: the partner id alone."""
+    return {_PARTNER_ID_KEY: partner_id}
+
+
+def partner_id_from_delete_body(data: object) -> str:
+    """The partner id of a ``delete`` body, validated as a draft's."""
+    if not isinstance(data, Mapping):
+        raise ValidationError("body", "must be a JSON object")
+    if _PARTNER_ID_KEY not in data:
+        raise ValidationError(_PARTNER_ID_KEY, "is required")
+    return Draft(partner_id=data[_PARTNER_ID_KEY], title="-").partner_id
+
+
+def result_to_body(result: LaunchResult) -> dict[str, Any]:
+    """The success body Insider answers with (FakeInsider speaks it)."""
+    return converter.unstructure(result, LaunchResult)  # type: ignore[no-any-return]
+
+
+def error_body(message: str) -> dict[str, Any]:
+    """An error body as Insider sends it: ``{"message": ...}``."""
+    return {"message": message}
+
+
+TARGET_KEY = "target"
+
+
+def target_to_dict(attribute: object, values: object) -> dict[str, Any]:
+    """A target's wire shape from loose parts (e.g. two CSV columns); checked on structuring."""
+    return {"attribute": attribute, "values": values}
 
 
 _DICT_OR_MAPPING = (dict, Mapping)

@@ -122,10 +122,16 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from .client import WebPushClient
-from .codec import push_from_dict
+from .codec import (
+    draft_from_dict,
+    error_body,
+    partner_id_from_delete_body,
+    push_from_dict,
+    result_to_body,
+)
 from .endpoints import ENDPOINTS, LITERAL_CAMPAIGN_ID, Operation
 from .errors import ValidationError
-from .models import Draft
+from .models import Draft, LaunchResult
 
 __all__ = ["FakeInsider", "Fault", "RecordedRequest"]
 
@@ -135,8 +141,6 @@ _REDACTED_AUTHORIZATION: Final = "Bearer <redacted>"
 _FIRST_CAMPAIGN_ID: Final = 1001
 _LAUNCHES = frozenset({Operation.LAUNCH_V1, Operation.LAUNCH_V2})
 _JSON: Final = "application/json"
-# The delete body is a draft's partner id alone, as WebPushClient.delete builds it.
-_PARTNER_ID: Final = "partner_id"
 _CACHE_SIZE: Final = 4096  # distinct bodies / header sets remembered; cleared when full
 _SHUTDOWN_TIMEOUT: Final = 1.0  # seconds close() gives a handler still running
 _MAX_TEXT_BODY: Final = 1000  # characters of a non-JSON body kept in its record
@@ -255,11 +259,11 @@ class _Answer:
 
 
 def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> _Answer:
-    return _Answer(status, json.dumps({"message": message}).encode(), headers)
+    return _Answer(status, json.dumps(error_body(message)).encode(), headers)
 
 
 def _success(status: int, campaign_id: int) -> _Answer:
-    body = b'{"success": true, "campaign_id": %d}' % campaign_id
+    body = json.dumps(result_to_body(LaunchResult(True, campaign_id))).encode()
     return _Answer(status, body, None, campaign_id, carried_out=True)
 
 
@@ -277,8 +281,8 @@ _NOT_JSON_TYPE: Final = _error(400, f"Content-Type: must be {_JSON}")
 _NOT_JSON: Final = _error(400, "body: is not valid JSON")
 _NOT_AN_OBJECT: Final = _error(400, "body: must be a JSON object")
 _NO_CAMPAIGN: Final = _error(424, "SERVICE:-Campaign not found")
-_NO_PARTNER: Final = _error(400, f"{_PARTNER_ID}: is required")
-_OTHER_PARTNER: Final = _error(400, f"{_PARTNER_ID}: is not this account's partner id")
+_NO_PARTNER: Final = _error(400, "partner_id: is required")
+_OTHER_PARTNER: Final = _error(400, "partner_id: is not this account's partner id")
 _DUPLICATE_TITLE: Final = _error(400, "title: a draft with this title already exists")
 
 # Routing from the one table of endpoints: (method, path) for fixed paths, and
@@ -669,17 +673,8 @@ class FakeInsider:
         return None
 
     def _create(self, body: object) -> _Answer:
-        if not isinstance(body, dict):
-            return _NOT_AN_OBJECT
-        fields = attrs.fields_dict(Draft)
-        for name in body:
-            if name not in fields:
-                return _error(400, f"{name}: is not a field of a draft")
-        for name, field in fields.items():
-            if field.default is attrs.NOTHING and name not in body:
-                return _error(400, f"{name}: is required")
         try:
-            draft = Draft(**body)
+            draft = draft_from_dict(body)
         except ValidationError as exc:
             return _error(400, str(exc))
         if draft.partner_id != self._partner_id:
@@ -691,12 +686,8 @@ class FakeInsider:
         return _success(ENDPOINTS[Operation.CREATE].success_status, campaign_id)
 
     def _delete(self, segment: str, body: object) -> _Answer:
-        if not isinstance(body, dict):
-            return _NOT_AN_OBJECT
-        if _PARTNER_ID not in body:
-            return _NO_PARTNER
         try:
-            partner_id = Draft(partner_id=body[_PARTNER_ID], title="-").partner_id
+            partner_id = partner_id_from_delete_body(body)
         except ValidationError as exc:
             return _error(400, str(exc))
         if partner_id != self._partner_id:
