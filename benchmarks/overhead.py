@@ -46,19 +46,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+from _sample import PUSH
 
-from insider_webpush import WebPush, WebPushClient, push_to_dict
+from insider_webpush import WebPushClient, push_to_dict
 from insider_webpush._version import __version__
 
 KEY = "bench-key"
 PARTNER = "10000001"
-PUSH = WebPush(
-    title="Flash sale",
-    description="Everything 30% off until midnight",
-    image="https://example.com/icon.png",
-    link="https://example.com/sale",
-    ttl=3600,
-)  # no partner id: the client's fills it, as in most code
 ANSWER = b'{"success": true, "campaign_id": 1697300275}'
 WARMUP = 200
 STUB_REQUESTS = 50_000

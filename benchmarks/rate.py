@@ -44,15 +44,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from _sample import PUSH
+
 from insider_webpush import FakeInsider, WebPush
 
-PUSH = WebPush(
-    title="Flash sale",
-    description="Everything 30% off until midnight",
-    image="https://example.com/icon.png",
-    link="https://example.com/sale",
-    ttl=3600,
-)
 DEFAULT_RUNS = "6000/6,1000/1,100/1"
 REDIS_RUN = "6000/6"  # five processes on two cores: a 5 ms margin (1 s periods) is too tight
 CONCURRENCY = 64

@@ -37,18 +37,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from insider_webpush import FakeInsider, TransportError, WebPush, WebPushClient
+from _sample import PUSH
+
+from insider_webpush import FakeInsider, TransportError, WebPushClient
 from insider_webpush.endpoints import Operation
 from insider_webpush.limiter import key_fingerprint
 from insider_webpush.redis_limiter import shared_redis_limiter
 
-PUSH = WebPush(
-    title="Flash sale",
-    description="Everything 30% off until midnight",
-    image="https://example.com/icon.png",
-    link="https://example.com/sale",
-    ttl=3600,
-)
 CONCURRENCY = 16  # senders per process
 START_TIMEOUT = 60.0  # seconds for every child to be ready (imports, Redis connection)
 PROBE_ACQUIRES = 300
