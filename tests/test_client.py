@@ -25,14 +25,14 @@ from insider_webpush import (
     RateLimitError,
     RetryPolicy,
     ServerError,
-    Target,
     TransportError,
     ValidationError,
     WebPush,
     WebPushClient,
     __version__,
 )
-from insider_webpush.codec import INCLUDE_UNENGAGED_WIRE_KEY
+
+from .samples import MINIMAL_FIELDS, MINIMAL_WIRE, full_push, full_wire
 
 if TYPE_CHECKING:
     from conftest import MockInsider  # the `mock_insider` fixture's type
@@ -42,48 +42,10 @@ PARTNER = "10000001"
 LAUNCH = f"{DEFAULT_BASE_URL}/v2/single/campaign_id"
 OK = {"success": True, "campaign_id": 1697300275}
 FAST = RetryPolicy(max_attempts=5, base=0.001, cap=0.01)
-IMAGE = "https://image.useinsider.com/icon.jpeg"
-BANNER = "https://image.useinsider.com/banner.jpeg"
-
-MINIMAL = WebPush(
-    title="title of push",
-    description="description of push",
-    image=IMAGE,
-    link="https://image.useinsider.com",
-    ttl=1000,
-)
-MINIMAL_BODY = {
-    "partner_id": PARTNER,
-    "title": "title of push",
-    "description": "description of push",
-    "image": IMAGE,
-    "link": "https://image.useinsider.com",
-    "ttl": "1000",
-}
-FULL = WebPush(
-    title="title of push",
-    description="description of push",
-    image=IMAGE,
-    banner=BANNER,
-    link="https://image.useinsider.com",
-    include_unengaged=True,
-    ttl=1000,
-    language="en_US",
-    target=Target("d_wp_browser", ["Edg"]),
-    partner_id="20000002",
-)
-FULL_BODY = {
-    "partner_id": "20000002",
-    "title": "title of push",
-    "description": "description of push",
-    "image": IMAGE,
-    "banner": BANNER,
-    "link": "https://image.useinsider.com",
-    INCLUDE_UNENGAGED_WIRE_KEY: True,
-    "ttl": "1000",
-    "language": "en_US",
-    "target": {"attribute": "d_wp_browser", "values": ["Edg"]},
-}
+MINIMAL = WebPush(**MINIMAL_FIELDS)
+MINIMAL_BODY = {**MINIMAL_WIRE, "partner_id": PARTNER}
+FULL = full_push("20000002")  # its own partner id, not the client's
+FULL_BODY = full_wire("20000002")
 
 
 def client(**kwargs: Any) -> WebPushClient:

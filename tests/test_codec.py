@@ -20,48 +20,14 @@ from insider_webpush.codec import (
     push_to_dict,
 )
 
-IMAGE = "https://image.useinsider.com/mywebsite/webPushDefaultImage/icon.jpeg"
-BANNER = "https://image.useinsider.com/mywebsite/webPushDefaultImage/banner.jpeg"
-MINIMAL_WIRE = {
-    "title": "title of push",
-    "description": "description of push",
-    "image": IMAGE,
-    "link": "https://image.useinsider.com",
-    "ttl": "1000",
-}
+from .samples import IMAGE, MINIMAL_FIELDS, MINIMAL_WIRE, full_push, full_wire
+
+FULL_PUSH = full_push("10000001")
+FULL_WIRE = full_wire("10000001")
 
 
 def minimal_push(**changes: Any) -> WebPush:
-    fields: dict[str, Any] = {
-        "title": "title of push",
-        "description": "description of push",
-        "image": IMAGE,
-        "link": "https://image.useinsider.com",
-        "ttl": 1000,
-    }
-    return WebPush(**{**fields, **changes})
-
-
-FULL_PUSH = minimal_push(
-    banner=BANNER,
-    include_unengaged=True,
-    language="en_US",
-    target=Target("d_wp_browser", ["Edg"]),
-    partner_id="10000001",
-)
-# The seed's second sample, with the include-unengaged spelling the codec chose.
-FULL_WIRE = {
-    "partner_id": "10000001",
-    "title": "title of push",
-    "description": "description of push",
-    "image": IMAGE,
-    "banner": BANNER,
-    "link": "https://image.useinsider.com",
-    INCLUDE_UNENGAGED_WIRE_KEY: True,
-    "ttl": "1000",
-    "language": "en_US",
-    "target": {"attribute": "d_wp_browser", "values": ["Edg"]},
-}
+    return WebPush(**{**MINIMAL_FIELDS, **changes})
 
 
 # -- push_to_dict ---------------------------------------------------------------------------
