@@ -1,9 +1,13 @@
 """Send many pushes: a fixed pool of workers, one outcome per push, a write-ahead journal.
 
-The batch only composes :meth:`WebPushClient.send`. ``concurrency`` workers pull the input
-lazily, one push at a time, so memory does not grow with the number of pushes (no task per
-push, no list of the input). Every input gets exactly one :class:`Outcome`; a failed push is
-an outcome, never an exception.
+The batch composes a :class:`~insider_webpush.sender.Sender` (``WebPushClient`` is one): it
+prepares each launch once, so the journal hashes exactly the bytes that are sent. Up to
+``concurrency`` workers, started as the input proves long enough to need them, pull the
+input lazily, one item at a time, so memory does not grow with the number of pushes (no task
+per push, no list of the input). Every input item gets exactly one :class:`Outcome`; a failed
+push, or an item that is not a push, is an outcome, never an exception. When the input
+itself raises, the batch finishes what is in flight, reports every outcome, and raises
+:class:`BatchInputError`.
 
 The journal is a JSONL file. Its first line names the format; then, per push::
 
@@ -11,19 +15,23 @@ The journal is a JSONL file. Its first line names the format; then, per push::
     {"event":"done","index":7,"hash":"<16 hex>","attempts":1,"ok":true,"status":null,
      "campaign_id":1697300275,"ambiguous":false}
 
-A ``sending`` line is appended and flushed after the limiter granted an attempt and before it
-goes on the wire; the ``done`` line when the push ends (a failure adds ``error``, ``message``
-and ``retry_after``; ``status`` is the HTTP status of a failure, null for a success or a
-transport error). ``hash`` covers the wire body and the draft campaign id. A push that failed
-before any attempt (a ``ValidationError``) writes nothing: it is checked again on a rerun.
+A ``sending`` line is appended and flushed once the attempt's quota grant is taken and its
+connection is ready, immediately before its first byte is written; the ``done`` line when the
+push ends (a failure adds ``error``, ``message``, ``retry_after`` and, for a transport error,
+``stage``; ``status`` is the HTTP status of a failure, null for a success or a transport
+error). ``hash`` is the first 64 bits of SHA-256 over the method, path and body bytes that are
+sent. A push that failed before any attempt (a ``ValidationError``) writes nothing: it is
+checked again on a rerun.
 
 Rerunning the same input with the same journal: a push with a ``done`` line is not sent and
-its outcome comes back from the journal (``from_journal=True``, typed error rebuilt); a push
-with a ``sending`` line and no ``done`` one may have gone out, so it comes back ambiguous and
-is not sent; ambiguous pushes of either kind are sent again only with
-``retry_ambiguous=True``; any other push is sent. A push that no longer hashes as journaled
-raises :class:`JournalMismatchError` once what is in flight has finished: nothing after it
-is pulled, so an inserted or removed push cannot shift the batch into launching twice.
+its outcome comes back from the journal (``from_journal=True``, typed error rebuilt) when it
+succeeded; a push whose journaled failure was certain (nothing can have gone out: a 400, a
+401, a refused connection...) is sent again; a push with a ``sending`` line and no ``done``
+one may have gone out, so it comes back ambiguous and is not sent; ambiguous pushes of
+either kind are sent again only with ``retry_ambiguous=True``; any other push is sent. A
+push that no longer hashes as journaled raises :class:`JournalMismatchError` once what is in
+flight has finished: nothing after it is pulled, so an inserted or removed push cannot shift
+the batch into launching twice.
 
 A journal serves one batch at a time (an exclusive ``flock``; not on Windows). A last line
 torn by a crash is dropped; a damaged line elsewhere raises :class:`JournalError`. Resuming
@@ -38,7 +46,6 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
 import sys
@@ -50,23 +57,22 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
-from typing import IO, TYPE_CHECKING, Any, Final, Self, overload
+from typing import IO, Any, Final, Self, overload
 
 import attrs
 
-from .codec import push_to_dict
-from .errors import InsiderError, TransportError, error_for_status
-from .models import LaunchResult, WebPush
+from .errors import InsiderError, TransportError, ValidationError, error_for_status
+from .models import LaunchResult, WebPush, check_concurrency
+from .outcomes import Stage
+from .sender import PreparedLaunch, Sender
 
 if sys.platform != "win32":
     import fcntl
 
-if TYPE_CHECKING:
-    from .client import WebPushClient
-
 # send_many / stream are reached through WebPushClient's methods of the same names.
 __all__ = [
     "BatchError",
+    "BatchInputError",
     "BatchResult",
     "JournalError",
     "JournalMismatchError",
@@ -89,14 +95,16 @@ Pushes = Iterable[PushItem] | AsyncIterable[PushItem]
 class Outcome:
     """What became of one push of a batch.
 
-    ``index`` is its position in the input and ``campaign_id`` the draft it was launched to
-    (None for the literal path). Exactly one of ``result`` and ``error`` is set. ``attempts``
-    counts the attempts that went on the wire, over every run of a journal. ``from_journal``
-    is True when this run did not send the push and the outcome was read from the journal.
+    ``index`` is its position in the input, ``push`` the push (None when the item was not a
+    push: ``error`` is then a ``ValidationError``) and ``campaign_id`` the draft it was
+    launched to (None for the literal path). Exactly one of ``result`` and ``error`` is set.
+    ``attempts`` counts the attempts that went on the wire, over every run of a journal.
+    ``from_journal`` is True when this run did not send the push and the outcome was read
+    from the journal.
     """
 
     index: int
-    push: WebPush
+    push: WebPush | None
     campaign_id: int | None = None
     result: LaunchResult | None = None
     error: InsiderError | None = None
@@ -127,6 +135,23 @@ class BatchError(InsiderError):
         super().__init__(
             f"{len(self.failed)} of {total} pushes failed ({n_ambiguous} ambiguous: they may "
             f"have gone out); first: push #{first.index}: {first.error!r}"
+        )
+
+
+class BatchInputError(InsiderError):
+    """The input of a batch raised while it was read; ``__cause__`` is its exception.
+
+    Every item read before it got its outcome: ``result`` holds them (a
+    :class:`BatchResult`, from :meth:`WebPushClient.send_many`; None from ``stream``, which
+    yielded them). ``index`` is the position the input failed at.
+    """
+
+    def __init__(self, index: int, error: BaseException) -> None:
+        self.index = index
+        self.result: BatchResult | None = None
+        super().__init__(
+            f"the input failed at item #{index}: {type(error).__name__}: {error}; the "
+            f"{index} item(s) before it were processed and reported"
         )
 
 
@@ -196,24 +221,23 @@ class JournalMismatchError(JournalError):
 
     def __init__(self, index: int, journaled: str, now: str) -> None:
         self.index = index
+        self.result: BatchResult | None = None  # what was reported before it (send_many)
         super().__init__(
             f"push #{index} does not match the journal (journaled hash {journaled}, now {now}): "
             "the input changed since the journal was written; nothing more was sent"
         )
 
 
-_HEADER: Final = {"journal": "insider-webpush batch", "version": 1}
+_HEADER: Final = {"journal": "insider-webpush batch", "version": 2}
 _HASH_BYTES = 8  # 64 bits tell an edited push from the journaled one
 
 # What the journal says of a push index, kept in a bytearray: one byte per push.
 _ABSENT, _SENDING, _OK, _FAILED = 0, 1, 2, 3
 
 
-def _push_hash(campaign_id: int | None, push: WebPush, partner_id: str | None) -> int:
-    # Hash what goes on the wire: the client fills a missing partner id with its own.
-    wire = push_to_dict(push, partner_id=partner_id)
-    body = json.dumps([campaign_id, wire], sort_keys=True, separators=(",", ":"))
-    return int.from_bytes(hashlib.sha256(body.encode()).digest()[:_HASH_BYTES], "big")
+def _push_hash(launch: PreparedLaunch) -> int:
+    # Exactly what goes on the wire: method, path and body bytes.
+    return int.from_bytes(launch.digest[:_HASH_BYTES], "big")
 
 
 def _hex(key: int) -> str:
@@ -227,6 +251,7 @@ class _Failure:
     status: int | None
     retry_after: float | None
     ambiguous: bool
+    stage: Stage | None = None
 
 
 class _Journal:
@@ -266,6 +291,7 @@ class _Journal:
         needs_newline = False
         for number, raw in enumerate(self._file, start=1):
             if number == 1 and raw.rstrip(b"\n") != header.rstrip(b"\n"):
+                _check_version(path, raw)
                 if raw.endswith(b"\n") or not header.startswith(raw):
                     # Never truncate or append to a file that is not ours (e.g. the input).
                     raise JournalError(f"{path!r} is not an insider-webpush batch journal")
@@ -316,6 +342,7 @@ class _Journal:
                     retry_after is None or type(retry_after) in (int, float)
                 ):
                     raise ValueError(f"bad status {status!r} or retry_after {retry_after!r}")
+                stage = line.get("stage")
                 self._states[index] = _FAILED
                 self._failures[index] = _Failure(
                     error=str(line["error"]),
@@ -323,17 +350,20 @@ class _Journal:
                     status=status,
                     retry_after=retry_after,
                     ambiguous=bool(line["ambiguous"]),
+                    stage=None if stage is None else Stage(stage),
                 )
         else:
             raise ValueError(f"unknown event {event!r}")
 
-    def replay(self, index: int, key: int, *, retry_ambiguous: bool) -> _Replay:
-        """What to do with the push at ``index`` whose hash is now ``key``."""
+    def replay(self, index: int, key: int | None, *, retry_ambiguous: bool) -> _Replay:
+        """What to do with the push at ``index`` whose hash is now ``key`` (None: the item
+        is not a valid push now)."""
         state = self._states[index] if index < len(self._states) else _ABSENT
         if state == _ABSENT:
-            return _Replay(send=True)
-        if self._hashes[index] != key:
-            raise JournalMismatchError(index, _hex(self._hashes[index]), _hex(key))
+            return _SEND
+        if key is None or self._hashes[index] != key:
+            now = "not a valid push" if key is None else _hex(key)
+            raise JournalMismatchError(index, _hex(self._hashes[index]), now)
         attempts = self._attempts[index]
         error: InsiderError | None = None
         if state == _OK:
@@ -343,12 +373,15 @@ class _Journal:
             error = TransportError(
                 f"no answer was journaled for attempt {attempts}: the batch stopped after it "
                 "went on the wire, so the push may have gone out",
-                ambiguous=True,
+                stage=Stage.SENT,
             )
         else:
             error = _rebuild(self._failures[index])
-        if error.ambiguous and retry_ambiguous:
-            return _Replay(send=True, attempts=attempts)
+        if not error.ambiguous:
+            # A certain failure: nothing can have gone out, so sending again is safe.
+            return _Replay(send=True, attempts=attempts, resent=error)
+        if retry_ambiguous:
+            return _Replay(send=True, attempts=attempts, resent=error)
         return _Replay(send=False, error=error, attempts=attempts)
 
     # writing
@@ -380,6 +413,8 @@ class _Journal:
             line["error"] = type(outcome.error).__name__
             line["message"] = getattr(outcome.error, "message", None) or str(outcome.error)
             line["retry_after"] = getattr(outcome.error, "retry_after", None)
+            if isinstance(outcome.error, TransportError):
+                line["stage"] = outcome.error.stage.value
         self._write_line(line)
 
     def close(self) -> None:
@@ -392,7 +427,8 @@ def _rebuild(failure: _Failure) -> InsiderError:
     if failure.status is not None:
         error = error_for_status(failure.status, failure.message, retry_after=failure.retry_after)
     elif failure.error == TransportError.__name__:
-        error = TransportError(failure.message, ambiguous=failure.ambiguous)
+        stage = failure.stage or (Stage.SENT if failure.ambiguous else Stage.NOT_SENT)
+        error = TransportError(failure.message, stage=stage)
     else:
         error = InsiderError(f"{failure.error}: {failure.message}")
     error.ambiguous = failure.ambiguous  # e.g. an unreadable 2xx body is ambiguous
@@ -405,6 +441,25 @@ class _Replay:
     result: LaunchResult | None = None
     error: InsiderError | None = None
     attempts: int = 0
+    resent: InsiderError | None = None  # the journaled failure a resend follows
+
+
+def _check_version(path: str, raw: bytes) -> None:
+    """A journal of another format version is refused by name, not as a foreign file."""
+    try:
+        line = json.loads(raw)
+    except ValueError:
+        return
+    if (
+        isinstance(line, dict)
+        and line.get("journal") == _HEADER["journal"]
+        and line.get("version") != _HEADER["version"]
+    ):
+        raise JournalError(
+            f"journal {path!r} is format version {line.get('version')!r}; this insider-webpush "
+            f"writes version {_HEADER['version']} (it hashes the exact bytes sent): finish "
+            "that batch with the version that began it, or start a new journal"
+        )
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -414,9 +469,11 @@ class _Replay:
 class _Job:
     index: int
     campaign_id: int | None
-    push: WebPush
+    push: WebPush | None
+    launch: PreparedLaunch | None
     key: int
     replay: _Replay
+    error: InsiderError | None = None  # the item could not be prepared: nothing is sent
 
 
 @attrs.frozen
@@ -424,18 +481,15 @@ class _WorkerEnded:
     task: asyncio.Task[None]
 
 
-def _split(index: int, item: object) -> tuple[int | None, WebPush]:
+def _split(item: object) -> tuple[int | None, WebPush]:
+    """``(campaign_id, push)`` of one input item, or ValidationError naming what it is."""
     if isinstance(item, WebPush):
         return None, item
     if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], WebPush):
-        campaign_id = item[0]
-        if campaign_id is None or (
-            isinstance(campaign_id, int) and not isinstance(campaign_id, bool)
-        ):
-            return campaign_id, item[1]
-    raise TypeError(
-        f"push #{index}: expected a WebPush or a (campaign_id, WebPush) pair, "
-        f"got {type(item).__name__}"
+        return item[0], item[1]
+    raise ValidationError(
+        "push",
+        f"must be a WebPush or a (campaign_id, WebPush) pair, not {type(item).__name__}",
     )
 
 
@@ -447,31 +501,28 @@ class _Run:
 
     def __init__(
         self,
-        client: WebPushClient,
+        sender: Sender,
         pushes: Pushes,
         *,
         concurrency: int,
         journal: str | os.PathLike[str] | None,
         retry_ambiguous: bool,
     ) -> None:
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ValueError(
-                f"concurrency must be a whole number of at least 1, got {concurrency!r}"
-            )
+        concurrency = check_concurrency(concurrency)
         self._sync: Iterator[object] | None = None
         self._async: AsyncIterator[object] | None = None
         if isinstance(pushes, AsyncIterable):
             self._async = aiter(pushes)
-        elif isinstance(pushes, Iterable) and not isinstance(pushes, str | bytes):
+        elif isinstance(pushes, Iterable) and not isinstance(pushes, str | bytes | WebPush):
             self._sync = iter(pushes)
         else:
-            raise TypeError(
-                f"pushes must be an iterable or async iterable of WebPush, "
-                f"not {type(pushes).__name__}"
+            raise ValidationError(
+                "pushes",
+                f"must be an iterable or async iterable of WebPush, not {type(pushes).__name__}",
             )
         if journal is not None:
             journal = os.fspath(journal)  # a TypeError now, not at the first iteration
-        self._client = client
+        self._sender = sender
         self._concurrency = concurrency
         self._journal_path = journal
         self._retry_ambiguous = retry_ambiguous
@@ -480,12 +531,14 @@ class _Run:
         self._next_index = 0
         self._exhausted = False
         self._stop_error: BaseException | None = None
+        self.resent = 0  # journaled certain failures sent again in this run
         # Outcomes wait here for the consumer; `_room` bounds them to `concurrency`.
         self._queue: asyncio.Queue[Outcome | _WorkerEnded] = asyncio.Queue()
         self._room = asyncio.Semaphore(concurrency)
         self._workers: list[asyncio.Task[None]] = []
+        self._alive = 0
 
-    # pulling the input, one push at a time
+    # pulling the input, one item at a time
 
     async def _next_job(self) -> _Job | None:
         if self._async is None:
@@ -499,7 +552,7 @@ class _Run:
                 self._exhausted = True
                 return None
             except Exception as exc:  # the input failed: finish what is in flight, then raise
-                self._stop(exc)
+                self._input_failed(exc)
                 return None
             return self._plan(item)
 
@@ -513,29 +566,44 @@ class _Run:
             self._exhausted = True
             return None
         except Exception as exc:
-            self._stop(exc)
+            self._input_failed(exc)
             return None
         return self._plan(item)
+
+    def _input_failed(self, exc: Exception) -> None:
+        error = BatchInputError(self._next_index, exc)
+        error.__cause__ = exc
+        self._stop(error)
 
     def _plan(self, item: object) -> _Job | None:
         # Runs with no await between the pull and the journal check, so no push after a
         # mismatched one is ever pulled, let alone sent.
         index = self._next_index
         self._next_index += 1
+        campaign_id: int | None = None
+        push: WebPush | None = None
+        launch: PreparedLaunch | None = None
+        error: InsiderError | None = None
         try:
-            campaign_id, push = _split(index, item)
-        except TypeError as exc:
-            self._stop(exc)
-            return None
-        if self._journal is None:
-            return _Job(index, campaign_id, push, 0, _SEND)
-        key = _push_hash(campaign_id, push, self._client.partner_id)
-        try:
-            replay = self._journal.replay(index, key, retry_ambiguous=self._retry_ambiguous)
-        except JournalMismatchError as exc:
-            self._stop(exc)
-            return None
-        return _Job(index, campaign_id, push, key, replay)
+            campaign_id, push = _split(item)
+            launch = self._sender.prepare_launch(push, campaign_id=campaign_id)
+        except ValidationError as exc:
+            error = exc
+        key = _push_hash(launch) if launch is not None and self._journal is not None else 0
+        replay = _SEND
+        if self._journal is not None:
+            try:
+                replay = self._journal.replay(
+                    index,
+                    key if launch is not None else None,
+                    retry_ambiguous=self._retry_ambiguous,
+                )
+            except JournalMismatchError as exc:
+                self._stop(exc)
+                return None
+        if replay.resent is not None:
+            self.resent += 1
+        return _Job(index, campaign_id, push, launch, key, replay, error)
 
     def _stop(self, error: BaseException) -> None:
         if self._stop_error is None:
@@ -543,14 +611,27 @@ class _Run:
 
     # the workers
 
+    def _spawn(self) -> None:
+        number = len(self._workers)
+        task = asyncio.create_task(self._work(), name=f"insider-webpush batch {number}")
+        task.add_done_callback(lambda t: self._queue.put_nowait(_WorkerEnded(t)))
+        self._workers.append(task)
+        self._alive += 1
+
     async def _work(self) -> None:
         while (job := await self._next_job()) is not None:
+            # Another worker only once the input has shown there is work for it: ten pushes
+            # never start ten thousand workers.
+            if len(self._workers) < self._concurrency and not self._exhausted:
+                self._spawn()
             outcome = await self._outcome(job)
             await self._room.acquire()
             self._queue.put_nowait(outcome)
 
     async def _outcome(self, job: _Job) -> Outcome:
         replay = job.replay
+        if job.error is not None or job.launch is None:
+            return Outcome(job.index, job.push, job.campaign_id, error=job.error)
         if not replay.send:
             return Outcome(
                 job.index,
@@ -565,7 +646,7 @@ class _Run:
         attempts = 0
 
         def on_attempt(attempt: int) -> None:
-            # The limiter granted this attempt; it goes on the wire once we return.
+            # The grant is taken and the connection ready: the first byte goes next.
             nonlocal attempts
             attempts = attempt
             if journal is not None:
@@ -574,9 +655,7 @@ class _Run:
         result: LaunchResult | None = None
         error: InsiderError | None = None
         try:
-            result = await self._client.send(
-                job.push, campaign_id=job.campaign_id, on_attempt=on_attempt
-            )
+            result = await self._sender.send_prepared(job.launch, on_attempt=on_attempt)
         except InsiderError as exc:
             error = exc
         outcome = Outcome(
@@ -598,18 +677,14 @@ class _Run:
         try:
             if self._journal_path is not None:
                 self._journal = _Journal(self._journal_path)
-            for number in range(self._concurrency):
-                task = asyncio.create_task(self._work(), name=f"insider-webpush batch {number}")
-                task.add_done_callback(lambda t: self._queue.put_nowait(_WorkerEnded(t)))
-                self._workers.append(task)
-            running = len(self._workers)
-            while running:
+            self._spawn()
+            while self._alive:
                 item = await self._queue.get()
                 if isinstance(item, Outcome):
                     self._room.release()
                     yield item
                     continue
-                running -= 1
+                self._alive -= 1
                 if not item.task.cancelled() and (exc := item.task.exception()) is not None:
                     raise exc  # a bug or an I/O error: stop everything now
             if self._stop_error is not None:
@@ -641,7 +716,7 @@ class _Run:
 
 
 def stream(
-    client: WebPushClient,
+    sender: Sender,
     pushes: Pushes,
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
@@ -651,7 +726,7 @@ def stream(
     """See :meth:`WebPushClient.stream`. Arguments are checked now; nothing runs until the
     first iteration."""
     run = _Run(
-        client,
+        sender,
         pushes,
         concurrency=concurrency,
         journal=journal,
@@ -661,7 +736,7 @@ def stream(
 
 
 async def send_many(
-    client: WebPushClient,
+    sender: Sender,
     pushes: Pushes,
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
@@ -670,7 +745,7 @@ async def send_many(
 ) -> BatchResult:
     """See :meth:`WebPushClient.send_many`."""
     run = _Run(
-        client,
+        sender,
         pushes,
         concurrency=concurrency,
         journal=journal,
@@ -678,11 +753,15 @@ async def send_many(
     )
     # Outcomes arrive at most ~2 x concurrency out of order: slot them by index.
     slots: list[Outcome | None] = []
-    async with contextlib.aclosing(run.outcomes()) as outcomes:
-        async for outcome in outcomes:
-            if outcome.index >= len(slots):
-                slots.extend([None] * (outcome.index + 1 - len(slots)))
-            slots[outcome.index] = outcome
+    try:
+        async with contextlib.aclosing(run.outcomes()) as outcomes:
+            async for outcome in outcomes:
+                if outcome.index >= len(slots):
+                    slots.extend([None] * (outcome.index + 1 - len(slots)))
+                slots[outcome.index] = outcome
+    except (BatchInputError, JournalMismatchError) as exc:
+        exc.result = BatchResult(o for o in slots if o is not None)
+        raise
     ordered = [o for o in slots if o is not None]
     if len(ordered) != len(slots):  # every pulled push gets an outcome; a gap is a bug
         raise RuntimeError("insider_webpush.batch lost an outcome; please report this")

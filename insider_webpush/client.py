@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
@@ -18,17 +17,37 @@ import aiohttp
 from . import batch
 from ._version import __version__
 from .codec import (
+    decode_json,
     delete_body,
     draft_to_dict,
+    encode_json,
     error_message,
     launch_result_from_body,
     push_to_dict,
 )
 from .endpoints import DEFAULT_BASE_URL, ENDPOINTS, Endpoint, Operation
-from .errors import TransportError, ValidationError, error_for_status
+from .errors import (
+    APIError,
+    RateLimitError,
+    TransportError,
+    ValidationError,
+    error_for_status,
+    redact,
+)
 from .limiter import Limiter, key_fingerprint, shared_limiter
-from .models import DEFAULT_LANGUAGE, Draft, LaunchResult, WebPush
+from .models import (
+    DEFAULT_LANGUAGE,
+    Draft,
+    LaunchResult,
+    Timeouts,
+    WebPush,
+    check_campaign_id,
+    check_quota,
+)
+from .outcomes import RETRY_SAFE_STATUSES, Verdict, verdict_for_status
 from .retry import RetryPolicy, parse_retry_after
+from .sender import AttemptHook, PreparedLaunch
+from .transport import AiohttpTransport, Request, Response, Transport
 
 if TYPE_CHECKING:  # redis is an optional extra
     from .redis_limiter import RedisLimiter
@@ -37,12 +56,8 @@ __all__ = ["DEFAULT_TIMEOUT", "WebPushClient"]
 
 logger = logging.getLogger("insider_webpush")
 
-DEFAULT_TIMEOUT = 30.0  # seconds for a whole request, connect to last byte
+DEFAULT_TIMEOUT = Timeouts().total  # seconds for one attempt; see Timeouts
 _LAUNCHES = {"v1": Operation.LAUNCH_V1, "v2": Operation.LAUNCH_V2}
-
-AttemptHook = Callable[[int], None]
-"""Called with the attempt number (1, 2, ...) once the limiter has granted the attempt and
-right before it goes on the wire. The batch journal writes ahead from here."""
 
 
 def _is_loopback(host: str) -> bool:
@@ -54,16 +69,29 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _check_base_url(base_url: str) -> str:
+def _check_base_url(base_url: object) -> str:
+    """``https://host[:port][/path]``: nothing that could steer a request elsewhere."""
     if not isinstance(base_url, str):
         raise ValidationError("base_url", "must be a string URL")
+    wanted = "must be https://host[:port][/path]"
+    if any(c.isspace() or ord(c) < 0x20 or c == "\x7f" for c in base_url):
+        raise ValidationError("base_url", f"{wanted}, with no spaces or control characters")
     try:
         parts = urlsplit(base_url)
         host = parts.hostname
+        port = parts.port
     except ValueError as exc:
-        raise ValidationError("base_url", f"is not a valid URL ({exc})") from None
-    if not host or parts.scheme not in ("https", "http"):
-        raise ValidationError("base_url", "must be an absolute https:// URL")
+        raise ValidationError("base_url", f"{wanted}; {exc}") from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise ValidationError("base_url", f"{wanted}, got {base_url!r}")
+    if "@" in parts.netloc:
+        raise ValidationError("base_url", f"{wanted}: no user name or password in it")
+    if "?" in base_url or "#" in base_url:
+        raise ValidationError("base_url", f"{wanted}: no ?query or #fragment")
+    if port is not None and not 1 <= port <= 65535:
+        raise ValidationError("base_url", f"{wanted}: the port must be 1 to 65535, got {port}")
+    if parts.netloc.endswith(":"):
+        raise ValidationError("base_url", f"{wanted}: the port is empty")
     if parts.scheme == "http" and not _is_loopback(host):
         raise ValidationError(
             "base_url", "must use https://; plain http:// is allowed only for loopback hosts"
@@ -75,8 +103,34 @@ class WebPushClient:
     """An asyncio client for Insider One's Single Web Push API.
 
     Use it as ``async with WebPushClient(api_key, partner_id=...) as client:`` or call
-    :meth:`close`. Every request waits for the key's quota (shared by every client of the
-    key in this event loop), and is retried only when Insider cannot have carried it out.
+    :meth:`close`. Every attempt of every request takes a grant of the key's quota (shared by
+    every client of the key in this event loop) at the wire, immediately before its first
+    byte is written, and a request is resent only when it certainly did not go out
+    (:mod:`insider_webpush.outcomes`).
+
+    Arguments (all but ``api_key`` keyword-only):
+
+    - ``api_key`` (str): the Bearer key of Insider's Web Push API. Never logged or shown.
+    - ``partner_id`` (str | int | None): fills every push without its own; needed by
+      :meth:`create` and :meth:`delete`.
+    - ``base_url`` (str, default ``https://web-push.api.useinsider.com``):
+      ``https://host[:port][/path]``; ``http://`` only for loopback hosts (the fake).
+    - ``rate_limit`` (int, default 6000) and ``rate_period`` (float seconds, default 60):
+      launch v2's quota per key (Insider's documented 6000 per minute).
+    - ``limiter`` (:class:`~insider_webpush.limiter.Limiter` | None): replaces launch v2's
+      shared limiter.
+    - ``retry`` (:class:`~insider_webpush.retry.RetryPolicy` | None): when to try again.
+    - ``timeout`` (float seconds | :class:`~insider_webpush.models.Timeouts`, default 30):
+      bounds one attempt (waiting for a connection, connecting and the answer; not the wait
+      for the quota). A number sets ``Timeouts.total``.
+    - ``session`` (aiohttp.ClientSession | None): a session to borrow, never closed here; it
+      must use :class:`~insider_webpush.transport.WireConnector`.
+    - ``transport`` (:class:`~insider_webpush.transport.Transport` | None): the wire itself,
+      e.g. ``FakeInsider.transport()``; not closed here. Excludes ``session``.
+    - ``redis_url``, ``redis_fallback_processes``: share the quota through Redis
+      (:mod:`insider_webpush.redis_limiter`).
+
+    Raises ``ValidationError`` naming the argument and its limit for any bad value.
     """
 
     def __init__(
@@ -89,8 +143,9 @@ class WebPushClient:
         rate_period: float = ENDPOINTS[Operation.LAUNCH_V2].rate_period,
         limiter: Limiter | None = None,
         retry: RetryPolicy | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float | Timeouts = DEFAULT_TIMEOUT,
         session: aiohttp.ClientSession | None = None,
+        transport: Transport | None = None,
         redis_url: str | None = None,
         redis_fallback_processes: int | None = None,
     ) -> None:
@@ -99,20 +154,37 @@ class WebPushClient:
         if partner_id is not None:
             # The model owns the partner id rule; a throwaway draft applies it.
             partner_id = Draft(partner_id=partner_id, title="-").partner_id
+        check_quota(rate_limit, rate_period)
+        if limiter is not None and not isinstance(limiter, Limiter):
+            raise ValidationError(
+                "limiter", "must have acquire(), penalize(seconds) and paused_for()"
+            )
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ValidationError("retry", f"must be a RetryPolicy, not {type(retry).__name__}")
+        self._timeouts = Timeouts.of(timeout)
         self._base_url = _check_base_url(base_url)
         self._partner_id: str | None = partner_id
+        self._api_key = api_key
         self._key_id = key_fingerprint(api_key)
         self._headers = {
             "Authorization": f"Bearer {api_key}",
             "User-Agent": f"insider-webpush/{__version__}",
+            "Content-Type": "application/json",
         }
-        self._quota = {Operation.LAUNCH_V2: (rate_limit, rate_period)}
+        self._quota = {Operation.LAUNCH_V2: (rate_limit, float(rate_period))}
         self._limiter_override = limiter
         self._limiters: dict[Operation, Limiter] = {}
         self._retry = retry if retry is not None else RetryPolicy()
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._session = session
-        self._owns_session = session is None
+        if transport is not None:
+            if session is not None:
+                raise ValidationError("session", "give a session or a transport, not both")
+            if not isinstance(transport, Transport):
+                raise ValidationError("transport", "must have send() and aclose()")
+            self._transport: Transport = transport
+            self._owns_transport = False
+        else:
+            self._transport = AiohttpTransport(session, timeouts=self._timeouts)
+            self._owns_transport = True
         self._redis_url = redis_url
         # With redis_url, Redis unreachable: None fails closed (TransportError, nothing sent);
         # N goes on alone at rate_limit // N per process. See insider_webpush.redis_limiter.
@@ -127,6 +199,7 @@ class WebPushClient:
             )
         self._redis_fallback_processes = redis_fallback_processes
         self._redis_limiters: dict[Operation, RedisLimiter] = {}
+        self._urls: dict[tuple[Operation, int | None], tuple[str, str]] = {}
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> Self:
@@ -149,6 +222,10 @@ class WebPushClient:
     def partner_id(self) -> str | None:
         return self._partner_id
 
+    @property
+    def timeouts(self) -> Timeouts:
+        return self._timeouts
+
     def __repr__(self) -> str:
         return (
             f"WebPushClient(base_url={self._base_url!r}, partner_id={self._partner_id!r}, "
@@ -167,10 +244,9 @@ class WebPushClient:
         await self.close()
 
     async def close(self) -> None:
-        """Close the session if the client made it; a borrowed ``session=`` is left open."""
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-        self._session = None
+        """Close the connections the client opened; a lent ``session``/``transport`` stays open."""
+        if self._owns_transport:
+            await self._transport.aclose()
         # Shared Redis limiters are counted per user; the last one closes the connection.
         while self._redis_limiters:
             operation, redis_limiter = self._redis_limiters.popitem()
@@ -178,6 +254,28 @@ class WebPushClient:
             await redis_limiter.aclose()
 
     # -- operations ---------------------------------------------------------------------
+
+    def prepare_launch(
+        self, push: WebPush, *, campaign_id: int | None = None, api_version: str = "v2"
+    ) -> PreparedLaunch:
+        """Validate ``push`` and encode its launch once; nothing is sent.
+
+        Raises ``ValidationError`` for a ``campaign_id`` that is not a positive ``int``, an
+        ``api_version`` other than ``"v1"``/``"v2"``, a push that is not a ``WebPush``, or a
+        push without a partner id on a client without one.
+        """
+        operation = _LAUNCHES.get(api_version)
+        if operation is None:
+            raise ValidationError("api_version", f"must be 'v1' or 'v2', not {api_version!r}")
+        if not isinstance(push, WebPush):
+            raise ValidationError("push", f"must be a WebPush, not {type(push).__name__}")
+        campaign_id = check_campaign_id(campaign_id)
+        if push.partner_id is None and self._partner_id is None:
+            raise ValidationError("partner_id", "is required: set it on the push or on the client")
+        url, path = self._url_for(operation, campaign_id)
+        body = encode_json(push_to_dict(push, partner_id=self._partner_id))
+        request = Request(ENDPOINTS[operation].method, url, body, self._headers)
+        return PreparedLaunch(push, campaign_id, operation, path, request)
 
     async def send(
         self,
@@ -187,25 +285,31 @@ class WebPushClient:
         api_version: str = "v2",
         on_attempt: AttemptHook | None = None,
     ) -> LaunchResult:
-        """Launch ``push``; to the draft ``campaign_id`` when given (see :meth:`create`).
+        """Launch ``push``; to the draft ``campaign_id`` (an ``int`` from :meth:`create`) when
+        given, else to the literal path Insider's samples use.
 
-        Raises ``ValidationError`` before sending when the push has no partner id and the
-        client has none either, or an :class:`InsiderError` when the launch failed.
+        ``api_version`` is ``"v2"`` (6000/min) or ``"v1"`` (30/min). ``on_attempt(n)`` is
+        called once per attempt, after its quota grant and immediately before its first byte
+        is written. Raises ``ValidationError`` before anything is sent (see
+        :meth:`prepare_launch`), or an :class:`~insider_webpush.errors.InsiderError` whose
+        ``ambiguous`` says whether the push may have gone out.
         """
-        operation = _LAUNCHES.get(api_version)
-        if operation is None:
-            raise ValidationError("api_version", f"must be 'v1' or 'v2', not {api_version!r}")
-        if not isinstance(push, WebPush):
-            raise ValidationError("push", f"must be a WebPush, not {type(push).__name__}")
-        if push.partner_id is None and self._partner_id is None:
-            raise ValidationError("partner_id", "is required: set it on the push or on the client")
-        status, body = await self._request(
-            operation,
-            push_to_dict(push, partner_id=self._partner_id),
-            campaign_id=campaign_id,
-            on_attempt=on_attempt,
-        )
-        return launch_result_from_body(status, body)
+        launch = self.prepare_launch(push, campaign_id=campaign_id, api_version=api_version)
+        return await self.send_prepared(launch, on_attempt=on_attempt)
+
+    async def send_prepared(
+        self, launch: PreparedLaunch, *, on_attempt: AttemptHook | None = None
+    ) -> LaunchResult:
+        """Send a launch from :meth:`prepare_launch`: exactly its bytes, on every attempt."""
+        response = await self._request(ENDPOINTS[launch.operation], launch.request, on_attempt)
+        return self._result(response)
+
+    def _result(self, response: Response) -> LaunchResult:
+        try:
+            return launch_result_from_body(response.status, decode_json(response.body))
+        except APIError as exc:  # a 2xx we cannot read: its body goes into the error
+            exc.body = redact(exc.body, self._api_key)
+            raise
 
     async def create(
         self, title: str, *, language: str = DEFAULT_LANGUAGE, is_all: bool = False
@@ -214,16 +318,23 @@ class WebPushClient:
         if self._partner_id is None:
             raise ValidationError("partner_id", "is required on the client to create a draft")
         draft = Draft(partner_id=self._partner_id, title=title, language=language, is_all=is_all)
-        status, body = await self._request(Operation.CREATE, draft_to_dict(draft))
-        return launch_result_from_body(status, body).campaign_id
+        endpoint = ENDPOINTS[Operation.CREATE]
+        url, _ = self._url_for(Operation.CREATE, None)
+        request = Request(endpoint.method, url, encode_json(draft_to_dict(draft)), self._headers)
+        response = await self._request(endpoint, request)
+        return self._result(response).campaign_id
 
     async def delete(self, campaign_id: int) -> None:
-        """Delete the draft campaign ``campaign_id``."""
+        """Delete the draft campaign ``campaign_id`` (a positive ``int``)."""
         if self._partner_id is None:
             raise ValidationError("partner_id", "is required on the client to delete a draft")
-        await self._request(
-            Operation.DELETE, delete_body(self._partner_id), campaign_id=campaign_id
-        )
+        draft_id = check_campaign_id(campaign_id)
+        if draft_id is None:
+            raise ValidationError("campaign_id", "is required to delete a draft")
+        endpoint = ENDPOINTS[Operation.DELETE]
+        url, _ = self._url_for(Operation.DELETE, draft_id)
+        body = encode_json(delete_body(self._partner_id))
+        await self._request(endpoint, Request(endpoint.method, url, body, self._headers))
 
     async def send_many(
         self,
@@ -236,14 +347,18 @@ class WebPushClient:
         """Launch every push of ``pushes`` and return their outcomes in input order.
 
         ``pushes`` is an iterable or async iterable of ``WebPush`` or ``(campaign_id,
-        WebPush)`` pairs, pulled lazily by ``concurrency`` workers (a sync iterable is read on
-        the event loop). A failed push is a failed :class:`Outcome`, never an exception. The
-        result holds every outcome; for millions of pushes, :meth:`stream` keeps memory
-        flat. With ``journal=PATH`` every attempt is written ahead to a JSONL file, and
-        rerunning the same batch with it skips every push it recorded as done and reports,
-        without resending, every push that may have gone out (resent only with
-        ``retry_ambiguous=True``). Raises ``JournalMismatchError`` when the input no longer
-        matches the journal. See :mod:`insider_webpush.batch`.
+        WebPush)`` pairs, pulled lazily by up to ``concurrency`` workers (1 to 10,000; a sync
+        iterable is read on the event loop). Every item gets exactly one :class:`Outcome`: a
+        failed push, or an item that is not a push, is a failed outcome, never an exception.
+        For millions of pushes, :meth:`stream` keeps memory flat. With ``journal=PATH`` every
+        attempt is written ahead to a JSONL file; rerunning the same batch with it skips what
+        it recorded as done, resends what certainly failed, and reports without resending
+        every push that may have gone out (resent only with ``retry_ambiguous=True``).
+
+        Raises ``ValidationError`` for a bad ``concurrency``; ``BatchInputError`` when the
+        input itself raised and ``JournalMismatchError`` when it no longer matches the
+        journal, each with ``.result``, the outcomes of everything pulled before. See
+        :mod:`insider_webpush.batch`.
         """
         return await batch.send_many(
             self,
@@ -277,6 +392,16 @@ class WebPushClient:
 
     # -- the one request path -----------------------------------------------------------
 
+    def _url_for(self, operation: Operation, campaign_id: int | None) -> tuple[str, str]:
+        key = (operation, campaign_id)
+        cached = self._urls.get(key)
+        if cached is None:
+            path = ENDPOINTS[operation].path_for(campaign_id)
+            cached = (self._base_url + path, path)
+            if campaign_id is None:  # ids are many; only the fixed paths are worth keeping
+                self._urls[key] = cached
+        return cached
+
     def _limiter_for(self, operation: Operation) -> Limiter:
         limiter = self._limiters.get(operation)
         if limiter is None:
@@ -303,101 +428,91 @@ class WebPushClient:
             self._limiters[operation] = limiter
         return limiter
 
-    def _session_or_new(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            if not self._owns_session:
-                raise RuntimeError("the session passed to WebPushClient is closed")
-            self._session = aiohttp.ClientSession()
-        return self._session
+    def _check_pause(self, limiter: Limiter) -> None:
+        """Fail at once, sending nothing, while a 429 pauses the key for too long to wait."""
+        paused = limiter.paused_for()
+        if paused > self._retry.max_retry_after:
+            raise RateLimitError(
+                429,
+                f"the key is paused by an earlier 429 for {paused:.1f} s more, longer than "
+                f"max_retry_after ({self._retry.max_retry_after:g} s); nothing was sent",
+                retry_after=paused,
+                ambiguous=False,
+            )
 
     async def _request(
-        self,
-        operation: Operation,
-        body: Mapping[str, Any],
-        *,
-        campaign_id: int | None = None,
-        on_attempt: AttemptHook | None = None,
-    ) -> tuple[int, object]:
-        """Send one operation, waiting for the quota before every attempt.
+        self, endpoint: Endpoint, request: Request, on_attempt: AttemptHook | None = None
+    ) -> Response:
+        """Send one request, taking a quota grant at the wire for every attempt.
 
-        Returns ``(status, decoded body)`` of a success, or raises the last error.
+        Returns the successful response, or raises the last error. Retries only what the
+        outcome table and the retry policy allow.
         """
-        endpoint = ENDPOINTS[operation]
-        url = self._base_url + endpoint.path_for(campaign_id)
-        limiter = self._limiter_for(operation)
-        session = self._session_or_new()
+        limiter = self._limiter_for(endpoint.operation)
+        self._check_pause(limiter)
+        idempotent = endpoint.idempotent
         attempt = 0
         while True:
             attempt += 1
-            await limiter.acquire()
-            if on_attempt is not None:
-                on_attempt(attempt)
+
+            async def gate(number: int = attempt) -> None:
+                self._check_pause(limiter)
+                await limiter.acquire()
+                if on_attempt is not None:
+                    on_attempt(number)
+
             started = time.perf_counter()
             try:
-                status, headers, payload = await self._attempt(session, endpoint, url, body)
+                response = await self._transport.send(request, gate, self._timeouts)
             except TransportError as exc:
-                self._log(endpoint, url, attempt, started, repr(exc))
-                if (delay := self._retry.delay(attempt, exc)) is None:
+                self._log(request, attempt, started, exc.stage.value)
+                delay = self._retry.delay(attempt, exc, idempotent=idempotent)
+                if delay is None:
                     raise
                 await asyncio.sleep(delay)
                 continue
-            self._log(endpoint, url, attempt, started, status)
+            status = response.status
+            self._log(request, attempt, started, status)
             if 200 <= status < 300:
-                return status, payload
-            delay = self._retry.delay(attempt, status, headers)
-            retry_after = parse_retry_after(headers.get("Retry-After"))
-            if status == 429:
+                return response
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            verdict = verdict_for_status(status, idempotent=idempotent)
+            if verdict is Verdict.RETRY_SAFE and status in RETRY_SAFE_STATUSES:
                 # Everyone on this key pauses, not only the request that was told.
-                limiter.penalize(
-                    delay if delay is not None else retry_after or self._retry.backoff(attempt)
+                pause = retry_after if retry_after is not None else self._retry.backoff(attempt)
+                limiter.penalize(pause)
+                logger.warning(
+                    "%s %s: HTTP %d (quota exceeded); every sender on key sha256:%s pauses "
+                    "for %.3f s",
+                    request.method,
+                    _path(request.url),
+                    status,
+                    self._key_id,
+                    pause,
                 )
+            delay = self._retry.delay(attempt, status, response.headers, idempotent=idempotent)
             if delay is None:
+                payload = redact(decode_json(response.body), self._api_key)
                 raise error_for_status(
-                    status, error_message(payload), body=payload, retry_after=retry_after
+                    status,
+                    error_message(payload),
+                    body=payload,
+                    retry_after=retry_after,
+                    ambiguous=verdict.ambiguous,
                 )
             await asyncio.sleep(delay)
 
-    async def _attempt(
-        self,
-        session: aiohttp.ClientSession,
-        endpoint: Endpoint,
-        url: str,
-        body: Mapping[str, Any],
-    ) -> tuple[int, Mapping[str, str], object]:
-        try:
-            async with session.request(
-                endpoint.method, url, json=body, headers=self._headers, timeout=self._timeout
-            ) as response:
-                raw = await response.read()
-                return response.status, response.headers, _decode(raw)
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            # The connection never opened: Insider cannot have seen the request.
-            raise TransportError(f"could not connect: {exc}", ambiguous=False) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            what = "timed out" if isinstance(exc, TimeoutError) else "failed"
-            raise TransportError(
-                f"request {what} after it may have been sent: {exc!r}", ambiguous=True
-            ) from None
-
-    def _log(
-        self, endpoint: Endpoint, url: str, attempt: int, started: float, result: object
-    ) -> None:
+    def _log(self, request: Request, attempt: int, started: float, result: object) -> None:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s %s attempt %d -> %s in %.1f ms (Authorization: Bearer <redacted>)",
-                endpoint.method,
-                url,
+                request.method,
+                request.url,
                 attempt,
                 result,
                 (time.perf_counter() - started) * 1000,
             )
 
 
-def _decode(raw: bytes) -> object:
-    if not raw:
-        return None
-    try:
-        # Decoding first skips json's encoding sniffing (~0.5 us a request); JSON is UTF-8.
-        return json.loads(raw.decode())
-    except ValueError:  # not UTF-8, or not JSON
-        return raw.decode("utf-8", "replace")
+def _path(url: str) -> str:
+    return urlsplit(url).path

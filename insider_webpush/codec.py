@@ -6,6 +6,7 @@ untouched (no ``str(5)`` coercion) so that the models' validators judge the real
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,9 +22,11 @@ __all__ = [
     "INCLUDE_UNENGAGED_WIRE_KEY",
     "TARGET_KEY",
     "converter",
+    "decode_json",
     "delete_body",
     "draft_from_dict",
     "draft_to_dict",
+    "encode_json",
     "error_body",
     "error_message",
     "launch_result_from_body",
@@ -94,6 +97,25 @@ converter.register_structure_hook(
     ),
 )
 converter.register_unstructure_hook(Draft, make_dict_unstructure_fn(Draft, converter))
+
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode  # ASCII: a lone surrogate stays valid
+
+
+def encode_json(value: object) -> bytes:
+    """``value`` as compact UTF-8 JSON: the exact bytes a request carries."""
+    return _dumps(value).encode()
+
+
+def decode_json(raw: bytes) -> object:
+    """A response body: its JSON, the text itself when it is not JSON, None when empty."""
+    if not raw:
+        return None
+    try:
+        # Decoding first skips json's encoding sniffing (~0.5 us a request); JSON is UTF-8.
+        return json.loads(raw.decode())
+    except ValueError:  # not UTF-8, or not JSON
+        return raw.decode("utf-8", "replace")
 
 
 def push_to_dict(push: WebPush, *, partner_id: str | None = None) -> dict[str, Any]:

@@ -24,18 +24,26 @@ class Operation(enum.Enum):
 
 @attrs.frozen
 class Endpoint:
+    """One operation: its method, path, success status and default quota per API key.
+
+    ``idempotent`` operations change nothing (reads), so the outcome table lets them be
+    resent where a launch would be ambiguous. None of the Single Web Push operations is.
+    """
+
     operation: Operation
     method: str
     path: str  # a template with {campaign_id} where the id goes
     success_status: int
     rate_limit: int  # requests per rate_period per API key
     rate_period: float = 60.0
+    idempotent: bool = False
 
-    def path_for(self, campaign_id: int | str | None = None) -> str:
+    def path_for(self, campaign_id: int | None = None) -> str:
+        """The path, with ``campaign_id`` (already checked: a positive int) in it."""
         if "{campaign_id}" not in self.path:
             return self.path
         return self.path.format(
-            campaign_id=LITERAL_CAMPAIGN_ID if campaign_id is None else campaign_id
+            campaign_id=LITERAL_CAMPAIGN_ID if campaign_id is None else int(campaign_id)
         )
 
 

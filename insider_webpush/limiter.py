@@ -7,7 +7,9 @@ Why not ``AsyncLimiter(rate_limit, rate_period)``: a leaky bucket of capacity ``
 ``r = (rate_limit + 1 - B) / (rate_period * (1 + margin))``: then ``B + r*rate_period`` stays
 below ``rate_limit + 1`` and no window holds more than ``rate_limit``. The margin (0.5 % of the
 period by default) absorbs the jitter between a start here and its arrival at Insider, who
-counts arrivals. A start is the moment :meth:`Limiter.acquire` returns.
+counts arrivals. A start is the moment :meth:`Limiter.acquire` returns; the client calls it
+once the connection is ready, immediately before the request's first byte is written
+(:mod:`insider_webpush.transport`), so a start is the moment the request goes on the wire.
 
 Limiters are per event loop and per process (aiolimiter's are); for several processes or
 hosts use :class:`insider_webpush.redis_limiter.RedisLimiter`.
@@ -50,6 +52,9 @@ class Limiter(Protocol):
 
     def penalize(self, seconds: float) -> None:
         """Let no request start for ``seconds`` from now (the server said 429)."""
+
+    def paused_for(self) -> float:
+        """Seconds until a pause set by :meth:`penalize` ends; 0 when not paused."""
 
 
 class SlidingWindowLimiter:
@@ -112,6 +117,9 @@ class SlidingWindowLimiter:
         if seconds > 0:
             now = asyncio.get_running_loop().time()
             self._resume_at = max(self._resume_at, now + seconds)
+
+    def paused_for(self) -> float:
+        return max(0.0, self._resume_at - asyncio.get_running_loop().time())
 
     def __repr__(self) -> str:
         return (

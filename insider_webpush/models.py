@@ -8,6 +8,7 @@ push fails before anything is sent. Python names only: the wire names are the co
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,14 +18,20 @@ import attrs
 from .errors import ValidationError
 
 __all__ = [
+    "CAMPAIGN_ID_MAX",
     "DESCRIPTION_MAX",
     "DESCRIPTION_WITH_BANNER_MAX",
+    "MAX_CONCURRENCY",
     "TITLE_MAX",
     "TTL_MAX_SECONDS",
     "Draft",
     "LaunchResult",
     "Target",
+    "Timeouts",
     "WebPush",
+    "check_campaign_id",
+    "check_concurrency",
+    "check_quota",
 ]
 
 TITLE_MAX = 100
@@ -33,6 +40,10 @@ DESCRIPTION_WITH_BANNER_MAX = 30  # a rich push (one with a banner) has less roo
 TTL_MAX_SECONDS = 240 * 3600  # "TTL is limited to 240 hours"; unit read as seconds
 TARGET_PREFIXES = ("d_", "c_")  # default and custom attributes
 DEFAULT_LANGUAGE = "all_ALL"
+CAMPAIGN_ID_MAX = 2**63 - 1  # a signed 64-bit id, the widest a JSON integer is safe in
+# Workers of one batch: more than the quota can use only costs memory (~2 KB a worker).
+MAX_CONCURRENCY = 10_000
+RATE_LIMIT_MAX = 10**9
 
 _Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 
@@ -187,3 +198,106 @@ class LaunchResult:
 
     success: bool
     campaign_id: int
+
+
+def check_campaign_id(value: object) -> int | None:
+    """``value`` as a draft's campaign id: None, or a positive ``int`` (a ``bool`` is not).
+
+    It becomes a path segment of the request, so nothing else may pass: a string such as
+    ``"../../v1/single"`` would otherwise steer the request to another endpoint.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(
+            "campaign_id", f"must be a positive int or None, not {type(value).__name__}"
+        )
+    if not 1 <= value <= CAMPAIGN_ID_MAX:
+        raise ValidationError(
+            "campaign_id", f"must be between 1 and {CAMPAIGN_ID_MAX}, got {value}"
+        )
+    return value
+
+
+def check_quota(rate_limit: object, rate_period: object, *, field: str = "rate_limit") -> None:
+    """A quota of ``rate_limit`` requests per ``rate_period`` seconds, or ValidationError."""
+    if (
+        isinstance(rate_limit, bool)
+        or not isinstance(rate_limit, int)
+        or not 1 <= rate_limit <= RATE_LIMIT_MAX
+    ):
+        raise ValidationError(
+            field, f"must be a whole number from 1 to {RATE_LIMIT_MAX}, got {rate_limit!r}"
+        )
+    period_field = field.replace("limit", "period")
+    if (
+        isinstance(rate_period, bool)
+        or not isinstance(rate_period, int | float)
+        or not math.isfinite(rate_period)
+        or rate_period <= 0
+    ):
+        raise ValidationError(
+            period_field, f"must be a finite number of seconds above 0, got {rate_period!r}"
+        )
+
+
+def check_concurrency(value: object) -> int:
+    """``value`` as a batch's number of workers: 1 to :data:`MAX_CONCURRENCY`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
+        raise ValidationError(
+            "concurrency", f"must be a whole number from 1 to {MAX_CONCURRENCY}, got {value!r}"
+        )
+    return value
+
+
+def _seconds(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValidationError(
+            f"timeout.{attribute.name}",
+            f"must be a finite number of seconds above 0, got {value!r}",
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Timeouts:
+    """How long one attempt of a request may take, in seconds; every field is finite and > 0.
+
+    - ``total`` (30): one attempt from start to the whole answer: waiting for a pooled
+      connection, connecting and the answer. The limiter's wait is not counted.
+    - ``pool`` (10): getting a connection, i.e. waiting for a free one in the pool plus
+      opening a new one.
+    - ``connect`` (10): opening a new connection: TCP, TLS and a proxy's ``CONNECT``.
+    - ``read`` (30): the longest silence while the answer is awaited.
+    - ``keepalive`` (4): how long an idle connection stays in the pool. Shorter than the idle
+      timeouts of common servers and gateways (5 s and up), so the client retires a
+      connection before the server can close it under a request.
+
+    A timeout before the first byte was written leaves the request unsent (retried); one after
+    it is ambiguous. ``WebPushClient(timeout=5.0)`` is ``Timeouts(total=5.0)``.
+    """
+
+    total: float = attrs.field(default=30.0, validator=_seconds)
+    pool: float = attrs.field(default=10.0, validator=_seconds)
+    connect: float = attrs.field(default=10.0, validator=_seconds)
+    read: float = attrs.field(default=30.0, validator=_seconds)
+    keepalive: float = attrs.field(default=4.0, validator=_seconds)
+
+    @classmethod
+    def of(cls, value: object) -> Timeouts:
+        """``value`` as Timeouts: a Timeouts, or a number of seconds for ``total``."""
+        if isinstance(value, Timeouts):
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValidationError(
+                "timeout", f"must be seconds (a number) or a Timeouts, not {type(value).__name__}"
+            )
+        if not (math.isfinite(value) and value > 0):
+            raise ValidationError(
+                "timeout", f"must be a finite number of seconds above 0, got {value!r}"
+            )
+        return cls(total=float(value))

@@ -63,7 +63,7 @@ Unreachable means a connection refused, reset or not opened, or no reply within
 :data:`CALL_TIMEOUT`. Each limiter chooses, with ``on_unavailable``:
 
 - ``"fail"`` (the default, "fail closed"): :meth:`acquire` raises
-  :class:`~insider_webpush.TransportError` (``ambiguous=False``) and nothing is sent. Slots
+  :class:`~insider_webpush.TransportError` (``stage=Stage.NOT_SENT``) and nothing is sent. Slots
   already reserved still start: they are part of the bound.
 - ``"fallback"``: the process goes on with an in-process
   :class:`~insider_webpush.SlidingWindowLimiter` of ``rate_limit // expected_processes``
@@ -102,6 +102,7 @@ from typing import Final, Literal, NamedTuple
 
 from .errors import TransportError
 from .limiter import DEFAULT_MARGIN, LimiterKey, SlidingWindowLimiter
+from .outcomes import Stage
 
 try:
     import redis.asyncio as aioredis
@@ -388,7 +389,7 @@ class RedisLimiter:
                 if self.on_unavailable == "fail":
                     raise TransportError(
                         f"the shared quota in Redis is unreachable, nothing was sent: {exc}",
-                        ambiguous=False,
+                        stage=Stage.NOT_SENT,
                     ) from None
                 self._go_down(loop, exc)
                 continue
@@ -417,6 +418,12 @@ class RedisLimiter:
         self._pause_target = until
         if not self._down and (self._pause_task is None or self._pause_task.done()):
             self._pause_task = loop.create_task(self._send_pause(loop))
+
+    def paused_for(self) -> float:
+        """Seconds until the pause this process set, or last saw in Redis, ends."""
+        now = asyncio.get_running_loop().time()
+        shared = self._clock.latest(self._paused_until) if self._paused_until else -math.inf
+        return max(0.0, self._resume_at - now, shared - now)
 
     async def aclose(self) -> None:
         """Done with this limiter.

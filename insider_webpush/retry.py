@@ -1,9 +1,10 @@
 """When to try a request again: a pure decision, no I/O, no aiohttp.
 
 Insider has no idempotency key, so a repeated launch can push the same notification to every
-subscriber twice. We therefore retry only what the server cannot have carried out: a 429, a
-503, and a connection that never opened. A 500/502/504, a 424 or a read timeout is reported,
-never silently repeated.
+subscriber twice. The policy resends only what the outcome table
+(:mod:`insider_webpush.outcomes`) calls retry-safe: a 429, and a request of which no byte
+was sent. Everything else is reported, never silently repeated, unless the user names a
+status in ``RetryPolicy(resend_statuses=...)``, their decision to risk a duplicate.
 """
 
 from __future__ import annotations
@@ -17,10 +18,22 @@ from collections.abc import Callable, Mapping
 import attrs
 
 from .errors import TransportError
+from .outcomes import Verdict, verdict_for_stage, verdict_for_status
 
 __all__ = ["RetryPolicy", "parse_retry_after"]
 
-RETRYABLE_STATUSES = frozenset({429, 503})
+
+def _statuses(value: object) -> frozenset[int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value,)
+    if not isinstance(value, frozenset | set | list | tuple):
+        raise TypeError(f"resend_statuses must be a set of HTTP statuses, got {value!r}")
+    statuses = frozenset(value)
+    bad = [s for s in statuses if isinstance(s, bool) or not isinstance(s, int)]
+    bad += [s for s in statuses if isinstance(s, int) and not 300 <= s <= 599]
+    if bad:
+        raise ValueError(f"resend_statuses must hold HTTP error statuses (300-599), got {bad!r}")
+    return statuses
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -54,7 +67,12 @@ class RetryPolicy:
     ``max_attempts`` counts the first try. The backoff is ``base * 2**(attempt-1)`` capped at
     ``cap``, minus up to ``jitter`` of itself at random. A 429's ``Retry-After`` is honoured
     as given when it is at most ``max_retry_after``; a longer one stops the retries, since
-    waiting less would only earn another 429.
+    waiting less would only earn another 429 (and every send on the key then fails at once
+    until the pause is shorter than ``max_retry_after``).
+
+    ``resend_statuses`` (default none) lists statuses to resend although the outcome table
+    calls them ambiguous, e.g. ``{503}``: Insider may have launched the push already, so this
+    is a decision to risk sending it twice. Never needed for reads, which are resent anyway.
     """
 
     max_attempts: int = attrs.field(default=5, validator=attrs.validators.ge(1))
@@ -64,6 +82,7 @@ class RetryPolicy:
         default=0.25, validator=[attrs.validators.ge(0), attrs.validators.le(1)]
     )
     max_retry_after: float = attrs.field(default=120.0, validator=attrs.validators.ge(0))
+    resend_statuses: frozenset[int] = attrs.field(default=frozenset(), converter=_statuses)
 
     @classmethod
     def never(cls) -> RetryPolicy:
@@ -80,21 +99,26 @@ class RetryPolicy:
         outcome: int | BaseException,
         headers: Mapping[str, str] | None = None,
         *,
+        idempotent: bool = False,
         now: float | None = None,
         rng: Callable[[], float] = random.random,
     ) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or None to stop and report.
 
-        ``outcome`` is the HTTP status of attempt ``attempt`` or the exception it raised.
+        ``outcome`` is the HTTP status of attempt ``attempt`` or the exception it raised;
+        the outcome table gives its verdict (``idempotent``: the operation changes nothing).
         """
         if attempt >= self.max_attempts:
             return None
         if isinstance(outcome, BaseException):
-            # Only a connection that never opened is certainly unsent.
-            if isinstance(outcome, TransportError) and not outcome.ambiguous:
+            # How far the request got decides, never the exception's type.
+            if isinstance(outcome, TransportError) and (
+                verdict_for_stage(outcome.stage, idempotent=idempotent) is Verdict.RETRY_SAFE
+            ):
                 return self.backoff(attempt, rng)
             return None
-        if outcome not in RETRYABLE_STATUSES:
+        verdict = verdict_for_status(outcome, idempotent=idempotent)
+        if verdict is not Verdict.RETRY_SAFE and outcome not in self.resend_statuses:
             return None
         if outcome == 429:
             retry_after = parse_retry_after((headers or {}).get("Retry-After"), now=now)

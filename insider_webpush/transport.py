@@ -1,0 +1,317 @@
+"""The one place that touches the wire: send one prepared request, say how far it got.
+
+A :class:`Transport` sends one :class:`Request` and returns its :class:`Response`, or raises
+:class:`~insider_webpush.errors.TransportError` whose ``stage`` says how far the request
+got (:class:`~insider_webpush.outcomes.Stage`): it never left, it was being written, or it
+was fully handed to the operating system and no complete answer came back. The client reads
+the verdict from the outcome table; nothing above this module looks at an exception's type.
+
+Every transport awaits the request's ``gate`` once the connection is ready and immediately
+before the first byte is written: that is where the client takes the quota's grant (and the
+batch journal writes ahead), so time spent waiting for a pooled connection, connecting or in
+TLS never bunches arrivals at the server. A gate that raises leaves the request unsent, and
+its exception propagates as it is.
+
+:class:`AiohttpTransport` is the implementation, on aiohttp's public API: its
+:class:`WireConnector` runs the gate when aiohttp hands it a connection, checks that a pooled
+connection is still open before and after the gate (the keep-alive race: a server that closed
+an idle connection), and aiohttp's ``UploadTracker`` says whether the request was written in
+full. Tests, FakeInsider's in-process mode and the benchmarks implement the same protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import select
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, Protocol, runtime_checkable
+
+import aiohttp
+import attrs
+
+from .errors import TransportError, ValidationError
+from .models import Timeouts
+from .outcomes import Stage
+
+__all__ = [
+    "DEFAULT_POOL_SIZE",
+    "AiohttpTransport",
+    "Gate",
+    "Request",
+    "Response",
+    "Transport",
+    "WireConnector",
+]
+
+DEFAULT_POOL_SIZE: Final = 100  # aiohttp's default connection limit
+
+Gate = Callable[[], Awaitable[None]]
+"""Awaited once the connection is ready, immediately before the first byte is written."""
+
+
+@attrs.frozen(slots=True)
+class Request:
+    """One request, encoded once: ``body`` is exactly the bytes that go on the wire."""
+
+    method: str
+    url: str
+    body: bytes
+    headers: Mapping[str, str]
+
+
+@attrs.frozen(slots=True)
+class Response:
+    """A complete answer: the status, its headers and the whole body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Sends one request; the seam every request of the SDK goes through."""
+
+    async def send(self, request: Request, gate: Gate, timeouts: Timeouts) -> Response:
+        """Send ``request`` once and return its complete answer.
+
+        Await ``gate()`` exactly once, when the connection is ready and immediately before the
+        first byte is written; if it raises, write nothing and let its exception propagate.
+        Raise :class:`TransportError` with the :class:`Stage` the request reached for any
+        failure below HTTP, including the ``timeouts`` (``total`` not counting the gate).
+        Never follow a redirect.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; the transport is not used after this."""
+        ...
+
+
+# -- the aiohttp implementation -----------------------------------------------------------
+
+
+class _Attempt:
+    """What the wire said of one attempt; found by the connector through a context variable."""
+
+    __slots__ = ("deadline", "gate", "gated", "loop")
+
+    def __init__(self, gate: Gate, loop: asyncio.AbstractEventLoop) -> None:
+        self.gate = gate
+        self.loop = loop
+        self.gated = False  # the gate returned: the first byte is being written
+        self.deadline: asyncio.Timeout | None = None
+
+    async def pass_gate(self) -> None:
+        """Run the gate with the attempt's clock stopped: the quota's wait is not a timeout."""
+        deadline = self.deadline
+        when = deadline.when() if deadline is not None else None
+        remaining = None if when is None else when - self.loop.time()
+        if remaining is not None and remaining <= 0:
+            raise TimeoutError  # ran out before the gate: nothing written
+        if deadline is not None:
+            deadline.reschedule(None)
+        try:
+            await self.gate()
+        finally:
+            if deadline is not None and remaining is not None:
+                deadline.reschedule(self.loop.time() + remaining)
+        self.gated = True
+
+
+_ATTEMPT: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
+    "insider_webpush_attempt", default=None
+)
+
+_STALE_RETRIES: Final = 3  # closed pooled connections skipped before giving up
+_POLL_MASK: Final = (
+    getattr(select, "POLLRDHUP", 0) | getattr(select, "POLLHUP", 0) | getattr(select, "POLLERR", 0)
+)
+
+
+def _closed(connection: Any) -> bool:
+    """The connection can no longer carry a request: closing, or the peer sent FIN or RST.
+
+    Reads the socket's state in the kernel (``POLLRDHUP`` on Linux), so a FIN that arrived
+    before the event loop read it still counts. Data waiting to be read (a TLS session
+    ticket) does not count.
+    """
+    transport = connection.transport
+    if transport is None or transport.is_closing():
+        return True
+    if not _POLL_MASK or not hasattr(select, "poll"):
+        return False
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), _POLL_MASK)
+    return bool(poller.poll(0))
+
+
+class _StaleConnection(Exception):
+    pass
+
+
+class WireConnector(aiohttp.TCPConnector):
+    """A ``TCPConnector`` that holds each SDK request at the wire for its gate.
+
+    For a request sent by :class:`AiohttpTransport`, :meth:`connect` gets a connection as
+    usual (waiting for a free one in the pool or opening one), skips a pooled one the server
+    has closed, runs the request's gate, and checks the connection again: aiohttp then
+    writes the request at once. Other requests pass through untouched, so one connector can
+    serve the SDK and the rest of an application. Takes ``TCPConnector``'s arguments.
+    """
+
+    async def connect(
+        self,
+        req: aiohttp.ClientRequest,
+        traces: list[Any],
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 - aiohttp's signature
+    ) -> Any:
+        attempt = _ATTEMPT.get()
+        if attempt is None:
+            return await super().connect(req, traces, timeout)
+        for _ in range(_STALE_RETRIES + 1):
+            connection = await super().connect(req, traces, timeout)
+            if not _closed(connection):
+                break
+            connection.close()  # closed by the server while idle; nothing taken, nothing sent
+        else:
+            raise _StaleConnection("the server closed every connection before the request")
+        try:
+            await attempt.pass_gate()
+        except BaseException:
+            connection.release()  # untouched: back to the pool
+            raise
+        if _closed(connection):
+            # Closed while the request waited for its grant; the grant is spent unused.
+            attempt.gated = False
+            connection.close()
+            raise _StaleConnection("the connection closed while the request waited for its quota")
+        return connection
+
+
+def _client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    # total is ours (it must stop while the gate waits); aiohttp's connect covers the pool
+    # wait and the connection, sock_connect the connection alone.
+    return aiohttp.ClientTimeout(
+        total=None, connect=timeouts.pool, sock_connect=timeouts.connect, sock_read=timeouts.read
+    )
+
+
+class AiohttpTransport:
+    """The :class:`Transport` over an aiohttp session.
+
+    ``session``: a session to borrow (never closed here); it must use a :class:`WireConnector`
+    (``aiohttp.ClientSession(connector=WireConnector(...))``), since the wire is observed
+    through it, else ``ValidationError``. Without one, the transport makes its own on first
+    use, with a pool of ``pool_size`` connections kept ``timeouts.keepalive`` seconds when
+    idle. Redirects are never followed.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession | None = None,
+        *,
+        timeouts: Timeouts | None = None,
+        pool_size: int = DEFAULT_POOL_SIZE,
+    ) -> None:
+        if session is not None and not isinstance(session.connector, WireConnector):
+            raise ValidationError(
+                "session",
+                "must use insider_webpush.transport.WireConnector as its connector, e.g. "
+                "aiohttp.ClientSession(connector=WireConnector(limit=100)): the SDK observes "
+                "the wire through it",
+            )
+        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
+            raise ValidationError("pool_size", f"must be a whole number >= 1, got {pool_size!r}")
+        self._session = session
+        self._owns_session = session is None
+        self._timeouts = timeouts if timeouts is not None else Timeouts()
+        self._pool_size = pool_size
+        self._client_timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
+
+    @property
+    def session(self) -> aiohttp.ClientSession | None:
+        """The session in use (None until the first request when the transport makes it)."""
+        return self._session
+
+    def _session_for_request(self) -> aiohttp.ClientSession:
+        session = self._session
+        if session is None or session.closed:
+            if not self._owns_session:
+                raise RuntimeError("the session lent to the transport is closed")
+            session = self._session = aiohttp.ClientSession(
+                connector=WireConnector(
+                    limit=self._pool_size, keepalive_timeout=self._timeouts.keepalive
+                ),
+                timeout=_client_timeout(self._timeouts),
+            )
+        return session
+
+    async def send(self, request: Request, gate: Gate, timeouts: Timeouts) -> Response:
+        session = self._session_for_request()
+        client_timeout = self._client_timeouts.get(timeouts)
+        if client_timeout is None:
+            client_timeout = self._client_timeouts[timeouts] = _client_timeout(timeouts)
+        loop = asyncio.get_running_loop()
+        attempt = _Attempt(gate, loop)
+        tracker = aiohttp.UploadTracker()
+        token = _ATTEMPT.set(attempt)
+        try:
+            async with asyncio.timeout(timeouts.total) as deadline:
+                attempt.deadline = deadline
+                async with session.request(
+                    request.method,
+                    request.url,
+                    data=request.body,
+                    headers=request.headers,
+                    timeout=client_timeout,
+                    allow_redirects=False,
+                    upload_tracker=tracker,
+                ) as response:
+                    body = await response.read()
+                    return Response(response.status, response.headers, body)
+        except (aiohttp.ClientError, OSError, _StaleConnection) as exc:
+            raise _failure(attempt, tracker, exc, timeouts) from None
+        finally:
+            _ATTEMPT.reset(token)
+
+    async def aclose(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+        self._session = None
+
+
+def _stage(attempt: _Attempt, tracker: aiohttp.UploadTracker) -> Stage:
+    if not attempt.gated:
+        return Stage.NOT_SENT
+    complete = tracker.upload_complete
+    if complete.done() and not complete.cancelled() and complete.exception() is None:
+        return Stage.SENT
+    return Stage.WRITING
+
+
+def _failure(
+    attempt: _Attempt, tracker: aiohttp.UploadTracker, exc: BaseException, timeouts: Timeouts
+) -> TransportError:
+    stage = _stage(attempt, tracker)
+    if isinstance(exc, TimeoutError):  # ours (total), or aiohttp's connect/read timeouts
+        what = f"timed out (timeouts: {_describe(timeouts)})"
+    else:
+        what = f"failed: {type(exc).__name__}: {exc}"
+    where = {
+        Stage.NOT_SENT: "before any byte of it was sent; it is safe to send again",
+        Stage.WRITING: "while it was being written; Insider never had all of it",
+        Stage.SENT: "after it was sent, with no complete answer: it may have been carried out",
+    }[stage]
+    return TransportError(f"the request {what}, {where}", stage=stage)
+
+
+def _describe(timeouts: Timeouts) -> str:
+    return (
+        f"total {timeouts.total:g} s, pool {timeouts.pool:g} s, connect {timeouts.connect:g} s, "
+        f"read {timeouts.read:g} s"
+    )
