@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 from .batch import (
     BatchError,
+    BatchInputError,
     BatchResult,
     JournalError,
     JournalMismatchError,
@@ -43,6 +44,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BatchError",
+    "BatchInputError",
     "BatchResult",
     "Draft",
     "FailedDependencyError",

@@ -100,7 +100,9 @@ class Outcome:
     launched to (None for the literal path). Exactly one of ``result`` and ``error`` is set.
     ``attempts`` counts the attempts that went on the wire, over every run of a journal.
     ``from_journal`` is True when this run did not send the push and the outcome was read
-    from the journal.
+    from the journal. ``resent_after`` is the failure a journal recorded for this push in an
+    earlier run when this run sent it again: a certain failure (nothing of it can have gone
+    out), or an ambiguous one under ``retry_ambiguous=True``.
     """
 
     index: int
@@ -110,6 +112,7 @@ class Outcome:
     error: InsiderError | None = None
     attempts: int = 0
     from_journal: bool = False
+    resent_after: InsiderError | None = None
 
     @property
     def ok(self) -> bool:
@@ -531,7 +534,6 @@ class _Run:
         self._next_index = 0
         self._exhausted = False
         self._stop_error: BaseException | None = None
-        self.resent = 0  # journaled certain failures sent again in this run
         # Outcomes wait here for the consumer; `_room` bounds them to `concurrency`.
         self._queue: asyncio.Queue[Outcome | _WorkerEnded] = asyncio.Queue()
         self._room = asyncio.Semaphore(concurrency)
@@ -601,8 +603,6 @@ class _Run:
             except JournalMismatchError as exc:
                 self._stop(exc)
                 return None
-        if replay.resent is not None:
-            self.resent += 1
         return _Job(index, campaign_id, push, launch, key, replay, error)
 
     def _stop(self, error: BaseException) -> None:
@@ -665,6 +665,7 @@ class _Run:
             result=result,
             error=error,
             attempts=replay.attempts + attempts,
+            resent_after=replay.resent,
         )
         if journal is not None and attempts:
             journal.done(outcome, job.key)

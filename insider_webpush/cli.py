@@ -428,6 +428,8 @@ class _Tally:
     failed: int = 0
     ambiguous: int = 0
     from_journal: int = 0
+    resent_certain: int = 0  # journaled certain failures sent again
+    resent_ambiguous: int = 0  # journaled ambiguous ones, under --retry-ambiguous
     failures: list[str] = attrs.field(factory=list)
     _samples: deque[tuple[float, int]] = attrs.field(factory=deque)  # (time, sent)
     _halfway: tuple[float, int] | None = None  # (time, sent) when half the pushes were done
@@ -441,6 +443,11 @@ class _Tally:
         self.last = time.monotonic()
         self.done += 1
         self.from_journal += outcome.from_journal
+        if outcome.resent_after is not None:
+            if outcome.resent_after.ambiguous:
+                self.resent_ambiguous += 1
+            else:
+                self.resent_certain += 1
         if self._halfway is None and self.total is not None and 2 * self.done >= self.total:
             self._halfway = (self.last, self.sent)
         if outcome.ok:
@@ -625,6 +632,10 @@ def _summary_rows(tally: _Tally) -> list[tuple[str, str]]:
     ]
     if tally.from_journal:
         rows.append(("replayed from the journal", str(tally.from_journal)))
+    if tally.resent_certain:
+        rows.append(("resent: certain failures", str(tally.resent_certain)))
+    if tally.resent_ambiguous:
+        rows.append(("resent: ambiguous (--retry-ambiguous)", str(tally.resent_ambiguous)))
     rows += [
         ("elapsed", f"{tally.last - tally.started:.1f} s"),
         ("achieved rate (2nd half)", tally.achieved_rate()),
@@ -633,6 +644,11 @@ def _summary_rows(tally: _Tally) -> list[tuple[str, str]]:
 
 
 def _print_failures(out: _Output, tally: _Tally) -> None:
+    if tally.resent_certain:
+        out.echo(
+            f"{tally.resent_certain} push(es) had failed for certain in an earlier run (nothing "
+            "of them went out: e.g. a 401, a 400 or a refused connection), so they were sent again"
+        )
     if not tally.failed:
         return
     out.echo("failures:")

@@ -116,6 +116,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Final, Self, cast
+from urllib.parse import urlsplit
 
 import attrs
 from aiohttp import hdrs, web
@@ -130,8 +131,10 @@ from .codec import (
     result_to_body,
 )
 from .endpoints import ENDPOINTS, LITERAL_CAMPAIGN_ID, Operation
-from .errors import ValidationError
-from .models import Draft, LaunchResult
+from .errors import TransportError, ValidationError
+from .models import Draft, LaunchResult, Timeouts
+from .outcomes import Stage
+from .transport import Gate, Request, Response, Transport
 
 __all__ = ["FakeInsider", "Fault", "RecordedRequest"]
 
@@ -430,13 +433,18 @@ class FakeInsider:
             f"requests={len(self.requests)}, launches={len(self.launches)})"
         )
 
-    def client(self, **kwargs: Any) -> WebPushClient:
+    def client(self, *, in_process: bool = False, **kwargs: Any) -> WebPushClient:
         """A :class:`WebPushClient` for this server, with its key, partner id and quota.
 
-        Keyword arguments are passed on to ``WebPushClient`` and win.
+        ``in_process=True`` talks to it through :meth:`transport`, with no socket (and no
+        need to start it). Keyword arguments are passed on to ``WebPushClient`` and win.
         """
         kwargs.setdefault("partner_id", self._partner_id)
-        kwargs.setdefault("base_url", self.base_url)
+        if in_process:
+            kwargs.setdefault("transport", self.transport())
+            kwargs.setdefault("base_url", self._base_url or "http://127.0.0.1")
+        else:
+            kwargs.setdefault("base_url", self.base_url)
         kwargs.setdefault("rate_limit", self.rate_limit)
         kwargs.setdefault("rate_period", self.rate_period)
         return WebPushClient(self._api_key, **kwargs)
@@ -549,12 +557,26 @@ class FakeInsider:
         except (ConnectionError, web.RequestPayloadError):
             # The client went away mid-body: there is no request to record or answer.
             return web.Response()
-        assert self._loop is not None
-        arrived_at = self._loop.time()
+        answer = await self.answer(request.method, request.path, request.headers, raw)
+        if answer is None:
+            return _drop(request)
+        return web.Response(
+            body=answer.body, status=answer.status, headers=answer.headers, content_type=_JSON
+        )
+
+    async def answer(
+        self, method: str, path: str, headers: Mapping[str, str], raw: bytes | None
+    ) -> _Answer | None:
+        """The server's logic without a socket: record the request, apply the quota, faults
+        and contract, and return the answer (None: the connection is dropped unanswered).
+
+        ``raw`` is the body (None: too large). Both the loopback server and
+        :meth:`transport` call this, so they behave alike.
+        """
+        loop = self._loop = self._loop or asyncio.get_running_loop()
+        arrived_at = loop.time()
         index = self._arrivals
         self._arrivals += 1
-        method = request.method
-        path = request.path
         operation, segment, route_error = _route(method, path)
         body = self._decode(raw)
 
@@ -563,7 +585,7 @@ class FakeInsider:
         if fault is None or fault.processed or not fault.replaces_answer:
             answer = route_error
             if answer is None:
-                answer = self._process(request, operation, segment, raw, body, arrived_at)
+                answer = self._process(headers, operation, segment, raw, body, arrived_at)
         if fault is not None and fault.replaces_answer:
             status = None if fault.drop else fault.status
         else:
@@ -578,7 +600,7 @@ class FakeInsider:
             body,
             arrived_at,
             status,
-            self._redacted(request.headers),
+            self._redacted(headers),
             answer.campaign_id if answer is not None and carried_out else None,
         )
         self.requests.append(record)
@@ -590,20 +612,25 @@ class FakeInsider:
         if fault is not None:
             if fault.latency > 0:
                 await self._sleep(fault.latency)
-                if self._runner is None:  # closing: do not answer late
-                    return _drop(request)
+                if self._runner is None and self._base_url is not None:  # closing
+                    return None
             if fault.drop:
-                return _drop(request)
+                return None
             if fault.status is not None:
                 answer = self._fault_answer(fault)
         assert answer is not None
-        return web.Response(
-            body=answer.body, status=answer.status, headers=answer.headers, content_type=_JSON
-        )
+        return answer
+
+    def transport(self) -> Transport:
+        """A :class:`~insider_webpush.transport.Transport` that hands each request to this
+        fake in process, with no socket: the same logic, records, quota and faults as over
+        loopback (a dropped connection is a ``TransportError`` of stage ``SENT``). For tests
+        and benchmarks that want no network at all; :meth:`start` is not needed."""
+        return _InProcessTransport(self)
 
     def _process(
         self,
-        request: web.BaseRequest,
+        headers: Mapping[str, str],
         operation: Operation | None,
         segment: str | None,
         raw: bytes | None,
@@ -611,7 +638,7 @@ class FakeInsider:
         now: float,
     ) -> _Answer:
         assert operation is not None
-        if request.headers.get(hdrs.AUTHORIZATION) != self._authorization:
+        if headers.get(hdrs.AUTHORIZATION) != self._authorization:
             return _UNAUTHORIZED
         if self.enforce_quota:
             wait = self._admit(operation, now)
@@ -619,7 +646,7 @@ class FakeInsider:
                 return _error(429, "Request limit exceeded", {"Retry-After": _retry_after(wait)})
         if raw is None:
             return _TOO_LARGE
-        if request.content_type != _JSON:
+        if _content_type(headers) != _JSON:
             return _NOT_JSON_TYPE
         if isinstance(body, _TextBody):
             return _NOT_JSON
@@ -738,7 +765,7 @@ class FakeInsider:
         self._bodies[raw] = body
         return body
 
-    def _redacted(self, headers: CIMultiDictProxy[str]) -> Mapping[str, str]:
+    def _redacted(self, headers: Mapping[str, str]) -> Mapping[str, str]:
         key = tuple(headers.items())
         redacted = self._headers.get(key)
         if redacted is None:
@@ -786,6 +813,38 @@ class _TextBody(str):
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+def _content_type(headers: Mapping[str, str]) -> str:
+    value = headers.get(hdrs.CONTENT_TYPE, "")
+    return value.partition(";")[0].strip().lower()
+
+
+class _InProcessTransport:
+    """FakeInsider's logic behind the Transport seam: no socket, no HTTP parsing."""
+
+    def __init__(self, fake: FakeInsider) -> None:
+        self._fake = fake
+
+    async def send(self, request: Request, gate: Gate, timeouts: Timeouts) -> Response:
+        await gate()
+        path = urlsplit(request.url).path
+        headers = (
+            request.headers
+            if isinstance(request.headers, CIMultiDict)
+            else (CIMultiDict(request.headers))
+        )
+        try:
+            async with asyncio.timeout(timeouts.total):
+                answer = await self._fake.answer(request.method, path, headers, request.body)
+        except TimeoutError:
+            raise TransportError("FakeInsider did not answer in time", stage=Stage.SENT) from None
+        if answer is None:
+            raise TransportError("FakeInsider dropped the connection", stage=Stage.SENT)
+        return Response(answer.status, answer.headers or {}, answer.body)
+
+    async def aclose(self) -> None:
+        return None
 
 
 def _drop(request: web.BaseRequest) -> web.StreamResponse:

@@ -5,24 +5,24 @@ python tests/batch_child.py send BASE_URL JOURNAL COUNT CONCURRENCY
     journal, as a process the test then kills with SIGKILL mid-batch.
 
 python tests/batch_child.py memory COUNT
-    stream COUNT pushes through a client whose one request attempt is answered in
-    process (no sockets), the limiter lifted, and print one JSON line with the peak RSS
-    before and after: a fresh process, so the baseline is clean.
+    stream COUNT pushes through a client on a scripted transport (the real request path,
+    no sockets), the limiter lifted, and print one JSON line with the peak RSS before and
+    after: a fresh process, so the baseline is clean.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import resource
 import sys
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
-import aiohttp
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # run as a script or loaded
+from stub_transport import ScriptedTransport
 
 from insider_webpush import RetryPolicy, SlidingWindowLimiter, WebPush, WebPushClient
-from insider_webpush.endpoints import Endpoint
 
 API_KEY = "k"
 PARTNER_ID = "1"
@@ -51,31 +51,17 @@ async def send(base_url: str, journal: str, count: int, concurrency: int) -> Non
         await client.send_many(make_pushes(count), concurrency=concurrency, journal=journal)
 
 
-class InProcessClient(WebPushClient):
-    """The real send path (limiter, attempt hook, retry decision, body encoding and
-    decoding); only the HTTP exchange of one attempt is answered in process."""
-
-    _campaign_id = 0
-
-    async def _attempt(
-        self,
-        session: aiohttp.ClientSession,
-        endpoint: Endpoint,
-        url: str,
-        body: Mapping[str, Any],
-    ) -> tuple[int, Mapping[str, str], object]:
-        await asyncio.sleep(0)  # a request suspends its worker; so does this
-        self._campaign_id += 1
-        return 200, {}, {"success": True, "campaign_id": self._campaign_id}
-
-
 def peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
 
 
 async def memory(count: int) -> None:
-    async with InProcessClient(
-        API_KEY, partner_id=PARTNER_ID, limiter=SlidingWindowLimiter(10**9, 1.0)
+    transport = ScriptedTransport(record=False)
+    async with WebPushClient(
+        API_KEY,
+        partner_id=PARTNER_ID,
+        limiter=SlidingWindowLimiter(10**9, 1.0),
+        transport=transport,
     ) as client:
         # Warm up: every code path, allocator arena and cache is in place before the baseline.
         async for _ in client.stream(make_pushes(2_000, "warm-up")):

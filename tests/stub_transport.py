@@ -57,11 +57,13 @@ class ScriptedTransport:
         *,
         default: Step | None = None,
         latency: float = 0.0,
+        record: bool = True,
     ) -> None:
         self._script = list(script)
         self._ids = itertools.count(1)
         self._default = default
         self.latency = latency
+        self._record = record  # False: keep no request, for memory measurements
         self.sent: list[Sent] = []
         self.gated = 0  # gates passed (each one is a grant taken at the wire)
         self.closed = False
@@ -77,7 +79,8 @@ class ScriptedTransport:
             raise TransportError("scripted failure before the write", stage=step)
         await gate()
         self.gated += 1
-        self.sent.append(Sent(request, timeouts))
+        if self._record:
+            self.sent.append(Sent(request, timeouts))
         await asyncio.sleep(self.latency)  # a request suspends its caller; so does this
         if isinstance(step, Stage):
             raise TransportError(f"scripted failure at stage {step.name}", stage=step)

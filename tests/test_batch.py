@@ -24,6 +24,7 @@ from insider_webpush import (
     AuthenticationError,
     BadRequestError,
     BatchError,
+    BatchInputError,
     BatchResult,
     FailedDependencyError,
     FakeInsider,
@@ -72,7 +73,7 @@ def launch_counts(fake: FakeInsider) -> collections.Counter[str]:
 
 def read_journal(path: Path) -> list[dict[str, Any]]:
     lines = [json.loads(line) for line in path.read_bytes().splitlines()]
-    assert lines[0] == {"journal": "insider-webpush batch", "version": 1}
+    assert lines[0] == {"journal": "insider-webpush batch", "version": 2}
     return lines[1:]
 
 
@@ -279,17 +280,46 @@ async def test_arguments_are_checked_before_anything_runs(client: WebPushClient)
         client.stream(make_pushes(1), concurrency=0)
     with pytest.raises(ValueError, match="concurrency"):
         await client.send_many(make_pushes(1), concurrency=True)
-    with pytest.raises(TypeError, match="iterable"):
+    with pytest.raises(
+        ValidationError, match="concurrency: must be a whole number from 1 to 10000"
+    ):
+        await client.send_many(make_pushes(1), concurrency=10_001)
+    with pytest.raises(ValidationError, match="pushes: must be an iterable"):
         await client.send_many(make_pushes(1)[0])  # type: ignore[arg-type]
 
 
-async def test_a_malformed_item_stops_the_batch_after_what_is_in_flight(
+async def test_an_item_that_is_not_a_push_is_a_failed_outcome_and_the_batch_goes_on(
     fake: FakeInsider, client: WebPushClient
 ) -> None:
-    first, second = make_pushes(2)
-    with pytest.raises(TypeError, match=r"push #1: expected a WebPush"):
-        await client.send_many([first, "not a push", second], concurrency=1)  # type: ignore[list-item]
-    assert [index_of(r) for r in fake.launches] == [0]  # nothing after the bad item went out
+    pushes = make_pushes(10)
+    items: list[object] = [*pushes[:7], {"title": "a dict, not a WebPush"}, *pushes[8:]]
+    items.append((True, pushes[7]))  # a bool is not a campaign id
+    result = await client.send_many(items, concurrency=3)  # type: ignore[arg-type]
+    assert len(result) == 11
+    assert [o.index for o in result.failed] == [7, 10]
+    bad = result[7]
+    assert bad.push is None and isinstance(bad.error, ValidationError)
+    assert bad.error.field == "push" and not bad.ambiguous and bad.attempts == 0
+    assert isinstance(result[10].error, ValidationError)
+    assert result[10].error.field == "campaign_id"
+    assert sorted(index_of(r) for r in fake.launches) == [0, 1, 2, 3, 4, 5, 6, 8, 9]
+
+
+async def test_ten_pushes_do_not_start_ten_thousand_workers(client: WebPushClient) -> None:
+    peak = 0
+
+    def workers() -> int:
+        return sum(t.get_name().startswith("insider-webpush batch") for t in asyncio.all_tasks())
+
+    async def pushes() -> AsyncIterator[WebPush]:
+        nonlocal peak
+        for push in make_pushes(10):
+            peak = max(peak, workers())
+            yield push
+
+    result = await client.send_many(pushes(), concurrency=10_000)
+    assert len(result.succeeded) == 10
+    assert peak <= 12  # one worker per item pulled, and one more at most
 
 
 async def test_an_input_that_raises_stops_the_batch_after_what_is_in_flight(
@@ -302,8 +332,13 @@ async def test_an_input_that_raises_stops_the_batch_after_what_is_in_flight(
         yield from batch_child.make_pushes(3)
         raise ValueError("row 4 is not a push")
 
-    with pytest.raises(ValueError, match="row 4 is not a push"):
+    with pytest.raises(BatchInputError, match="row 4 is not a push") as raised:
         await client.send_many(rows(), concurrency=4, journal=journal)
+    assert isinstance(raised.value.__cause__, ValueError)
+    assert raised.value.index == 3
+    # Every push launched before the input failed is reported, none lost.
+    assert raised.value.result is not None
+    assert [o.index for o in raised.value.result.succeeded] == [0, 1, 2]
     # The pushes already sent were waited for, not abandoned: each has its `done` line.
     assert sorted(index_of(r) for r in fake.launches) == [0, 1, 2]
     assert unanswered(journal) == set()
@@ -337,7 +372,7 @@ async def test_chaos_every_push_one_outcome_and_no_push_launched_twice(
 
     # Exactly one outcome per push, in order.
     assert [o.index for o in result] == list(range(n))
-    assert [o.push.title for o in result] == [f"push {i}" for i in range(n)]
+    assert [o.push.title for o in result if o.push] == [f"push {i}" for i in range(n)]
 
     # The server never launched a push twice; a confirmed push was launched exactly once,
     # with the campaign id we reported; a push launched but not confirmed is ambiguous; a
@@ -346,6 +381,7 @@ async def test_chaos_every_push_one_outcome_and_no_push_launched_twice(
     assert max(launched.values()) == 1
     by_title = {r.body["title"]: r for r in fake.launches if isinstance(r.body, dict)}
     for outcome in result:
+        assert outcome.push is not None
         record = by_title.get(outcome.push.title)
         if outcome.ok:
             assert record is not None
@@ -359,12 +395,20 @@ async def test_chaos_every_push_one_outcome_and_no_push_launched_twice(
     assert result.counts["ambiguous"] > 0
     assert result.counts["succeeded"] > 0.9 * n
 
-    # Rerun with the journal: nothing is sent again and every outcome comes back.
+    # Rerun with the journal: only the certain failures are sent again (nothing of them can
+    # have gone out); every other outcome comes back from the journal.
+    certain = {o.index for o in result.failed if not o.ambiguous}
+    assert certain  # the 424s
+    fake.faults.clear()
     requests = len(fake.requests)
     again = await client.send_many(make_pushes(n), concurrency=64, journal=journal)
-    assert len(fake.requests) == requests
-    assert [summary(o) for o in again] == [summary(o) for o in result]
-    assert all(o.from_journal for o in again)
+    assert len(fake.requests) - requests == len(certain)
+    for before, after in zip(result, again, strict=True):
+        if before.index in certain:
+            assert after.ok and not after.from_journal
+        else:
+            assert after.from_journal and summary(after) == summary(before)
+    assert max(launch_counts(fake).values()) == 1
 
 
 # -- a crash: SIGKILL mid-batch, then rerun --------------------------------------------------
@@ -548,11 +592,17 @@ async def test_rerun_skips_every_terminal_push_and_rebuilds_its_outcome(
         requests = len(fake.requests)
         second = await client.send_many(make_pushes(8), concurrency=3, journal=journal)
 
-    assert len(fake.requests) == requests  # nothing sent again
-    assert [summary(o) for o in second] == [summary(o) for o in first]
-    assert all(o.from_journal for o in second)
+    # The certain failures (424, 429, 401: nothing of them can have gone out) are sent
+    # again; the ambiguous ones (500, a dropped connection) and the successes are not.
+    resent = {1, 3, 5}
+    assert sorted(index_of(r) for r in fake.requests[requests:]) == sorted(resent)
+    for before, after in zip(first, second, strict=True):
+        if before.index in resent:
+            assert (after.ok, after.from_journal, after.attempts) == (True, False, 2)
+        else:
+            assert after.from_journal and summary(after) == summary(before)
     assert not any(o.from_journal for o in first)
-    assert getattr(second[3].error, "retry_after", None) == 0.05
+    assert getattr(first[3].error, "retry_after", None) == 0.05
     assert [o.ambiguous for o in second] == [False, False, True, False, True, False, False, False]
 
 
@@ -583,17 +633,18 @@ async def test_retry_ambiguous_resends_only_the_ambiguous_pushes(
     requests = len(fake.requests)
 
     again = await client.send_many(make_pushes(6), concurrency=2, journal=journal)
-    assert len(fake.requests) == requests  # without the flag, nothing is resent
+    # Without the flag only the certain failure (the 424) is sent again.
+    assert [index_of(r) for r in fake.requests[requests:]] == [3]
     assert [o.index for o in again.ambiguous] == [1, 4]
+    requests = len(fake.requests)
 
     resent = await client.send_many(
         make_pushes(6), concurrency=2, journal=journal, retry_ambiguous=True
     )
     assert sorted(index_of(r) for r in fake.requests[requests:]) == [1, 4]
-    assert [o.ok for o in resent] == [True, True, True, False, True, True]
+    assert all(o.ok for o in resent)
     assert (resent[1].attempts, resent[4].attempts) == (2, 2)  # counted over both runs
     assert (resent[0].from_journal, resent[1].from_journal) == (True, False)
-    assert isinstance(resent[3].error, FailedDependencyError)  # a definite failure stays
 
     requests = len(fake.requests)
     final = await client.send_many(make_pushes(6), journal=journal, retry_ambiguous=True)

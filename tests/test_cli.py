@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import socket
 import signal
 import subprocess
 import sys
@@ -375,6 +376,40 @@ def test_batch_resumes_with_its_journal(
     write_jsonl(path, pushes(5))
     assert run(capsys, "batch", str(path), "--journal", str(journal))[0] == 0
     assert sorted(r.body["title"] for r in server.launches()) == [f"Push {i}" for i in range(5)]
+
+
+@pytest.mark.parametrize("failure", ["wrong key", "dead server"])
+def test_a_rerun_resends_what_certainly_never_went_out_and_says_so(
+    server: ThreadedFake,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: str,
+):
+    journal = tmp_path / "batch.journal"
+    path = write_jsonl(tmp_path / "pushes.jsonl", pushes(6))
+    if failure == "wrong key":
+        monkeypatch.setenv("INSIDER_API_KEY", "not-the-key")
+    else:  # a port nobody listens on: every connection is refused
+        with socket.socket() as unused:
+            unused.bind(("127.0.0.1", 0))
+            port = unused.getsockname()[1]
+        monkeypatch.setenv("INSIDER_BASE_URL", f"http://127.0.0.1:{port}")
+    code, out, _ = run(capsys, "batch", str(path), "--journal", str(journal))
+    assert code != 0
+    assert re.search(r"of which ambiguous\s+0\b", out), out
+    assert not server.launches()
+
+    monkeypatch.setenv("INSIDER_API_KEY", KEY)
+    monkeypatch.setenv("INSIDER_BASE_URL", server.base_url)
+    code, out, _ = run(capsys, "batch", str(path), "--journal", str(journal))
+    assert code == 0, out
+    assert sorted(r.body["title"] for r in server.launches()) == [f"Push {i}" for i in range(6)]
+    if failure == "wrong key":  # answered 401: journaled as a certain failure, then resent
+        assert re.search(r"resent: certain failures\s+6\b", out), out
+        assert "6 push(es) had failed for certain in an earlier run" in out
+    else:  # refused before any byte: no attempt reached the wire, so none was journaled
+        assert "resent" not in out
 
 
 def test_batch_with_an_edited_file_refuses_its_old_journal(
