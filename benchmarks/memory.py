@@ -29,46 +29,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from _stubs import NoLimit, StubTransport
+
 from insider_webpush import WebPush, WebPushClient
 
-ANSWER = b'{"success": true, "campaign_id": 1697300275}'
 WARMUP = 1000
 MB = 1024 * 1024
-
-
-class _Response:
-    status = 200
-    headers: dict[str, str] = {}  # noqa: RUF012 - read-only
-
-    async def read(self) -> bytes:
-        return ANSWER
-
-    async def __aenter__(self) -> _Response:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
-class StubSession:
-    """What WebPushClient uses of an aiohttp session, answering every launch at once."""
-
-    closed = False
-    _response = _Response()
-
-    def request(self, method: str, url: str, **kwargs: Any) -> _Response:
-        return self._response
-
-    async def close(self) -> None:
-        return None
-
-
-class NoLimit:
-    async def acquire(self) -> None:
-        return None
-
-    def penalize(self, seconds: float) -> None:
-        return None
 
 
 def pushes(n: int, start: int = 0) -> Iterator[WebPush]:
@@ -100,7 +66,7 @@ async def child(mode: str, n: int) -> dict[str, Any]:
         "bench-key",
         partner_id="10000001",
         limiter=NoLimit(),
-        session=StubSession(),  # type: ignore[arg-type]
+        transport=StubTransport(),
     )
     async with client:
         if mode == "stream":  # the same path as measured, so its caches are not counted

@@ -4,24 +4,25 @@ Both sides post the same launch body with the same headers, the same concurrency
 session of the same settings, to the same minimal aiohttp server running in a separate
 process, so ``time.process_time()`` of this process is the client's CPU alone.
 
-- **sdk**: ``WebPushClient.send(push)`` with the limiter lifted (a no-op limiter): validation
-  of the push's partner id, the codec, the request path, the response read into a
-  ``LaunchResult``.
+- **sdk**: ``WebPushClient.send(push)`` with the limiter lifted (a no-op limiter): validation,
+  the codec (the push encoded to bytes once), the request path with its grant at the wire
+  and its stage tracking, the response read into a ``LaunchResult``.
 - **bare**: ``session.post(url, json=body, headers=...)``, ``await response.read()``, a status
   check and ``json.loads``: the least a caller who wants the campaign id has to do.
 
 Runs alternate A B A B ... (``--rounds`` of each), each on a fresh session warmed up with a
 few requests first; the table shows the median of each side. On a busy machine the
 end-to-end figures move by several percent from run to run (how many requests one event-loop
-wake-up serves changes the CPU per request), so each run is also repeated through a stub
-session that answers at once with no socket: the difference of the two sides there,
+wake-up serves changes the CPU per request), so each run is also repeated with no socket (the
+SDK through a stub transport, bare aiohttp through a stub session, each answering at once):
+the difference of the two sides there,
 ``sdk_own_us``, is the CPU of the SDK's own code per request with nothing else running (hot
 caches, so a lower bound of what it adds end to end).
 
 By default the comparison runs on asyncio with the stdlib ``json``, and again on uvloop with
 orjson as both sessions' serializer where both are installed (``--uvloop``/``--orjson`` pick
-one configuration). The SDK takes orjson through ``session=`` and decodes answers with the
-stdlib; the bare side decodes with orjson. ``--profile`` prints a cProfile of the SDK side.
+one configuration). The SDK encodes and decodes with the stdlib; the bare side's session
+serializes with orjson and it decodes with orjson. ``--profile`` prints a cProfile of the SDK side.
 
     python benchmarks/overhead.py [--requests 10000] [--concurrency 64] [--rounds 5]
 
@@ -47,13 +48,13 @@ from typing import Any
 
 import aiohttp
 from _sample import PUSH
+from _stubs import ANSWER, NoLimit, StubTransport
 
 from insider_webpush import WebPushClient, push_to_dict
 from insider_webpush._version import __version__
 
 KEY = "bench-key"
 PARTNER = "10000001"
-ANSWER = b'{"success": true, "campaign_id": 1697300275}'
 WARMUP = 200
 STUB_REQUESTS = 50_000
 
@@ -92,16 +93,6 @@ def run(coro: Awaitable[Any], use_uvloop: bool) -> Any:
 
 
 # -- the two clients -----------------------------------------------------------------------------
-
-
-class NoLimit:
-    """The limiter lifted: every acquire returns at once."""
-
-    async def acquire(self) -> None:
-        return None
-
-    def penalize(self, seconds: float) -> None:
-        return None
 
 
 class _StubResponse:
@@ -172,12 +163,12 @@ async def drive(
 async def run_sdk(
     url: str, n: int, concurrency: int, use_orjson: bool, stub: bool = False
 ) -> tuple[float, float]:
-    async with (
-        new_session(use_orjson, stub) as session,
-        WebPushClient(
-            KEY, partner_id=PARTNER, base_url=url, limiter=NoLimit(), session=session
-        ) as client,
-    ):
+    # The SDK makes its own session (its WireConnector observes the wire) and encodes each
+    # push to bytes itself; a stub run swaps the wire for a transport that answers at once.
+    transport = StubTransport() if stub else None
+    async with WebPushClient(
+        KEY, partner_id=PARTNER, base_url=url, limiter=NoLimit(), transport=transport
+    ) as client:
 
         async def send() -> None:
             await client.send(PUSH)

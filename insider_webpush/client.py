@@ -57,7 +57,7 @@ __all__ = ["DEFAULT_TIMEOUT", "WebPushClient"]
 logger = logging.getLogger("insider_webpush")
 
 DEFAULT_TIMEOUT = Timeouts().total  # seconds for one attempt; see Timeouts
-_LAUNCHES = {"v1": Operation.LAUNCH_V1, "v2": Operation.LAUNCH_V2}
+_LAUNCHES = {"v1": ENDPOINTS[Operation.LAUNCH_V1], "v2": ENDPOINTS[Operation.LAUNCH_V2]}
 
 
 def _is_loopback(host: str) -> bool:
@@ -173,7 +173,8 @@ class WebPushClient:
         }
         self._quota = {Operation.LAUNCH_V2: (rate_limit, float(rate_period))}
         self._limiter_override = limiter
-        self._limiters: dict[Operation, Limiter] = {}
+        # Keyed by the operation's value: a str hashes in C, an Enum member in Python.
+        self._limiters: dict[str, Limiter] = {}
         self._retry = retry if retry is not None else RetryPolicy()
         if transport is not None:
             if session is not None:
@@ -199,7 +200,7 @@ class WebPushClient:
             )
         self._redis_fallback_processes = redis_fallback_processes
         self._redis_limiters: dict[Operation, RedisLimiter] = {}
-        self._urls: dict[tuple[Operation, int | None], tuple[str, str]] = {}
+        self._urls: dict[str, tuple[str, str]] = {}
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> Self:
@@ -250,7 +251,7 @@ class WebPushClient:
         # Shared Redis limiters are counted per user; the last one closes the connection.
         while self._redis_limiters:
             operation, redis_limiter = self._redis_limiters.popitem()
-            self._limiters.pop(operation, None)
+            self._limiters.pop(operation.value, None)
             await redis_limiter.aclose()
 
     # -- operations ---------------------------------------------------------------------
@@ -264,18 +265,19 @@ class WebPushClient:
         ``api_version`` other than ``"v1"``/``"v2"``, a push that is not a ``WebPush``, or a
         push without a partner id on a client without one.
         """
-        operation = _LAUNCHES.get(api_version)
-        if operation is None:
+        endpoint = _LAUNCHES.get(api_version)
+        if endpoint is None:
             raise ValidationError("api_version", f"must be 'v1' or 'v2', not {api_version!r}")
         if not isinstance(push, WebPush):
             raise ValidationError("push", f"must be a WebPush, not {type(push).__name__}")
-        campaign_id = check_campaign_id(campaign_id)
+        if campaign_id is not None:
+            campaign_id = check_campaign_id(campaign_id)
         if push.partner_id is None and self._partner_id is None:
             raise ValidationError("partner_id", "is required: set it on the push or on the client")
-        url, path = self._url_for(operation, campaign_id)
+        url, path = self._url_for(endpoint, campaign_id)
         body = encode_json(push_to_dict(push, partner_id=self._partner_id))
-        request = Request(ENDPOINTS[operation].method, url, body, self._headers)
-        return PreparedLaunch(push, campaign_id, operation, path, request)
+        request = Request(endpoint.method, url, body, self._headers)
+        return PreparedLaunch(push, campaign_id, endpoint, path, request)
 
     async def send(
         self,
@@ -301,7 +303,7 @@ class WebPushClient:
         self, launch: PreparedLaunch, *, on_attempt: AttemptHook | None = None
     ) -> LaunchResult:
         """Send a launch from :meth:`prepare_launch`: exactly its bytes, on every attempt."""
-        response = await self._request(ENDPOINTS[launch.operation], launch.request, on_attempt)
+        response = await self._request(launch.endpoint, launch.request, on_attempt)
         return self._result(response)
 
     def _result(self, response: Response) -> LaunchResult:
@@ -319,7 +321,7 @@ class WebPushClient:
             raise ValidationError("partner_id", "is required on the client to create a draft")
         draft = Draft(partner_id=self._partner_id, title=title, language=language, is_all=is_all)
         endpoint = ENDPOINTS[Operation.CREATE]
-        url, _ = self._url_for(Operation.CREATE, None)
+        url, _ = self._url_for(endpoint, None)
         request = Request(endpoint.method, url, encode_json(draft_to_dict(draft)), self._headers)
         response = await self._request(endpoint, request)
         return self._result(response).campaign_id
@@ -332,7 +334,7 @@ class WebPushClient:
         if draft_id is None:
             raise ValidationError("campaign_id", "is required to delete a draft")
         endpoint = ENDPOINTS[Operation.DELETE]
-        url, _ = self._url_for(Operation.DELETE, draft_id)
+        url, _ = self._url_for(endpoint, draft_id)
         body = encode_json(delete_body(self._partner_id))
         await self._request(endpoint, Request(endpoint.method, url, body, self._headers))
 
@@ -392,18 +394,19 @@ class WebPushClient:
 
     # -- the one request path -----------------------------------------------------------
 
-    def _url_for(self, operation: Operation, campaign_id: int | None) -> tuple[str, str]:
-        key = (operation, campaign_id)
-        cached = self._urls.get(key)
-        if cached is None:
-            path = ENDPOINTS[operation].path_for(campaign_id)
-            cached = (self._base_url + path, path)
-            if campaign_id is None:  # ids are many; only the fixed paths are worth keeping
-                self._urls[key] = cached
-        return cached
+    def _url_for(self, endpoint: Endpoint, campaign_id: int | None) -> tuple[str, str]:
+        """``(url, path)``; the fixed paths are kept (ids are many, and cheap to format)."""
+        if campaign_id is None:
+            cached = self._urls.get(endpoint.path)
+            if cached is None:
+                path = endpoint.path_for(None)
+                cached = self._urls[endpoint.path] = (self._base_url + path, path)
+            return cached
+        path = endpoint.path_for(campaign_id)
+        return self._base_url + path, path
 
     def _limiter_for(self, operation: Operation) -> Limiter:
-        limiter = self._limiters.get(operation)
+        limiter = self._limiters.get(operation.value)
         if limiter is None:
             if self._limiter_override is not None and operation is Operation.LAUNCH_V2:
                 limiter = self._limiter_override
@@ -425,7 +428,7 @@ class WebPushClient:
                     )
                 else:
                     limiter = shared_limiter(key, rate_limit, rate_period)
-            self._limiters[operation] = limiter
+            self._limiters[operation.value] = limiter
         return limiter
 
     def _check_pause(self, limiter: Limiter) -> None:

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-import attrs
-
-from .endpoints import Operation
+from .endpoints import Endpoint
 from .models import LaunchResult, WebPush
 from .transport import Request
 
@@ -24,13 +22,15 @@ connection ready, immediately before its first byte is written. The journal writ
 from here."""
 
 
-@attrs.frozen(slots=True)
-class PreparedLaunch:
-    """A launch encoded once: ``request.body`` is exactly what goes on the wire."""
+class PreparedLaunch(NamedTuple):
+    """A launch encoded once: ``request.body`` is exactly what goes on the wire.
+
+    (A named tuple: built on every send, and a tuple is the cheapest immutable record.)
+    """
 
     push: WebPush
     campaign_id: int | None
-    operation: Operation
+    endpoint: Endpoint
     path: str
     request: Request
 

@@ -25,10 +25,9 @@ import asyncio
 import contextvars
 import select
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final, NamedTuple, Protocol, runtime_checkable
 
 import aiohttp
-import attrs
 
 from .errors import TransportError, ValidationError
 from .models import Timeouts
@@ -50,8 +49,7 @@ Gate = Callable[[], Awaitable[None]]
 """Awaited once the connection is ready, immediately before the first byte is written."""
 
 
-@attrs.frozen(slots=True)
-class Request:
+class Request(NamedTuple):
     """One request, encoded once: ``body`` is exactly the bytes that go on the wire."""
 
     method: str
@@ -60,8 +58,7 @@ class Request:
     headers: Mapping[str, str]
 
 
-@attrs.frozen(slots=True)
-class Response:
+class Response(NamedTuple):
     """A complete answer: the status, its headers and the whole body."""
 
     status: int
@@ -175,7 +172,8 @@ class WireConnector(aiohttp.TCPConnector):
             return await super().connect(req, traces, timeout)
         for _ in range(_STALE_RETRIES + 1):
             connection = await super().connect(req, traces, timeout)
-            if not _closed(connection):
+            transport = connection.transport
+            if transport is not None and not transport.is_closing():
                 break
             connection.close()  # closed by the server while idle; nothing taken, nothing sent
         else:
@@ -186,7 +184,8 @@ class WireConnector(aiohttp.TCPConnector):
             connection.release()  # untouched: back to the pool
             raise
         if _closed(connection):
-            # Closed while the request waited for its grant; the grant is spent unused.
+            # Closed while the request waited for its grant, or a FIN the loop has not read
+            # yet: nothing is written, and the grant is spent unused.
             attempt.gated = False
             connection.close()
             raise _StaleConnection("the connection closed while the request waited for its quota")

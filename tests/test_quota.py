@@ -167,3 +167,30 @@ async def test_a_refused_connection_is_retried_until_the_server_is_up() -> None:
             result = await task
             assert result.campaign_id > 0
             assert len(revived.launches) == 1
+
+
+# -- the grant is taken at the wire -----------------------------------------------------------
+
+
+async def test_a_grant_is_never_taken_while_waiting_for_a_pooled_connection() -> None:
+    # 1200 pushes, 300 workers on the default 100-connection pool, and a server that holds
+    # the first 100 requests for 3 s. Before the grant moved to the wire, the limiter kept
+    # granting the 200 workers queued for a connection, and they arrived together when the
+    # pool freed up: 601 in one window and a 429.
+    async with FakeInsider(rate_limit=600, rate_period=6.0) as fake:
+        fake.faults.append(Fault(latency=3.0, at=range(100)))
+        async with fake.client() as client:
+            result = await client.send_many([push(n) for n in range(1200)], concurrency=300)
+    assert result.counts == {"total": 1200, "succeeded": 1200, "failed": 0, "ambiguous": 0}
+    assert fake.count(429) == 0
+    assert fake.max_in_window() <= 600
+
+
+async def test_two_thousand_concurrent_sends_keep_the_quota() -> None:
+    # A long-lived service: 2,000 send() calls at once on one client, 200 per 2 s. They queue
+    # for the 100 pooled connections, and each takes its grant only once it has one.
+    async with FakeInsider(rate_limit=200, rate_period=2.0) as fake, fake.client() as client:
+        results = await asyncio.gather(*(client.send(push(n)) for n in range(2000)))
+    assert len({r.campaign_id for r in results}) == 2000
+    assert fake.count(429) == 0
+    assert fake.max_in_window() <= 200
