@@ -647,3 +647,39 @@ async def test_many_requests_are_cheap_to_record(session: aiohttp.ClientSession)
     # byte-identical bodies share one decoded object, and every header set is shared
     assert len({id(r.body) for r in fake.requests}) == 3
     assert len({id(r.headers) for r in fake.requests}) <= 3
+
+
+# -- in process: the same fake behind the transport seam, no socket ---------------------------
+
+
+async def test_the_in_process_transport_is_the_same_fake_without_a_socket() -> None:
+    from insider_webpush import RateLimitError
+    from insider_webpush.outcomes import Stage
+
+    fake = fake_insider(rate_limit=3, rate_period=60.0)  # never started: no socket at all
+    fake.faults.append(Fault(drop=True, processed=True, at={1}))
+    # The client's own limiter is told 100: it is the fake's quota that must answer the 429.
+    async with fake.client(in_process=True, retry=ONCE, rate_limit=100) as client:
+        first = await client.send(PUSH)
+        with pytest.raises(TransportError) as dropped:
+            await client.send(PUSH)
+        await client.send(PUSH)
+        with pytest.raises(RateLimitError):  # the fake's own quota: the fourth launch
+            await client.send(PUSH)
+    assert dropped.value.stage is Stage.SENT and dropped.value.ambiguous
+    assert [r.status for r in fake.requests] == [200, None, 200, 429]
+    assert [r.campaign_id for r in fake.launches] == [first.campaign_id, 1002, 1003]
+    assert fake.requests[0].headers["Authorization"] == "Bearer <redacted>"
+    assert fake.requests[0].body == BODY
+
+
+async def test_the_in_process_transport_times_out_a_late_answer_as_sent() -> None:
+    from insider_webpush.models import Timeouts
+
+    fake = fake_insider()
+    fake.faults.append(Fault(latency=5.0))
+    async with fake.client(in_process=True, retry=ONCE, timeout=Timeouts(total=0.1)) as client:
+        with pytest.raises(TransportError) as late:
+            await client.send(PUSH)
+    assert late.value.ambiguous  # the fake processed it on arrival: it may have gone out
+    assert len(fake.launches) == 1
