@@ -30,7 +30,8 @@ bound and closed again, so a connection is refused) or ``"no_accept"`` (a listen
 backlog 0 whose accept queue is filled with raw client sockets and never accepted, so a
 client's handshake never finishes: Linux drops its SYN). ``idle_close`` closes a keep-alive
 connection idle for that many seconds after an answer, as nginx's ``keepalive_timeout`` does
-(a new connection waits up to ``first_request_timeout`` for its first request).
+(a new connection waits up to ``first_request_timeout`` for its first request), and
+:meth:`RawServer.hang_up_idle` closes every connection waiting for a request at once.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ __all__ = [
     "OK_BODY",
     "Behaviour",
     "ConnectionRecord",
+    "Listen",
     "RawServer",
     "Received",
     "RequestRecord",
@@ -158,12 +160,16 @@ class ConnectionRecord:
 
     number: int
     requests: int = 0
-    closed: str = ""  # who ended it: client, idle, behaviour, keep-alive off, reset, stopped
-    unread: int = 0  # bytes waiting in the kernel, never read, when the server closed it
+    closed: str = ""  # client, idle, behaviour, hung up, keep-alive off, reset or stopped
+    unread: bytes = b""  # what was waiting in the socket, never read, when the server closed it
 
 
 class _Closed(Exception):
     """The peer closed or reset the connection."""
+
+
+class _HungUp(Exception):
+    """``hang_up_idle`` closed the connection while it waited for a request."""
 
 
 class RawServer:
@@ -192,6 +198,7 @@ class RawServer:
         self._fillers: list[socket.socket] = []
         self._sockets: set[socket.socket] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._idle: dict[socket.socket, tuple[ConnectionRecord, asyncio.Future[None]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.port = 0
 
@@ -298,7 +305,8 @@ class RawServer:
     # -- serving -------------------------------------------------------------------------
 
     def _accept(self) -> None:
-        assert self._listener is not None and self._loop is not None
+        assert self._listener is not None
+        assert self._loop is not None
         while True:
             try:
                 sock, _ = self._listener.accept()
@@ -328,30 +336,57 @@ class RawServer:
         if record is not None:
             if not record.closed:
                 record.closed = why
-            try:
-                record.unread = len(sock.recv(_MAX_HEAD, socket.MSG_PEEK | socket.MSG_DONTWAIT))
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):
+                record.unread = sock.recv(_MAX_HEAD, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         sock.close()
 
-    async def _readable(self, sock: socket.socket, timeout: float | None) -> bool:
-        """Wait until ``sock`` has data (or EOF) without reading any; False on timeout."""
+    async def _readable(
+        self, sock: socket.socket, seconds: float | None, idle: ConnectionRecord | None = None
+    ) -> bool:
+        """Wait up to ``seconds`` (None: for ever) until ``sock`` has data or EOF, reading none
+        of it; False when the time ran out.
+
+        ``idle``: the connection waits for its next request, so :meth:`hang_up_idle` may
+        close it (then this raises ``_HungUp``).
+        """
         loop = asyncio.get_running_loop()
-        ready = loop.create_future()
+        ready: asyncio.Future[None] = loop.create_future()
+        fd = sock.fileno()
 
         def wake() -> None:
             if not ready.done():
                 ready.set_result(None)
 
-        loop.add_reader(sock.fileno(), wake)
+        loop.add_reader(fd, wake)
+        if idle is not None:
+            self._idle[sock] = (idle, ready)
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(seconds):
                 await ready
         except TimeoutError:
             return False
         finally:
-            loop.remove_reader(sock.fileno())
+            # A hang-up already removed the reader (and the fd may be reused since).
+            if idle is None or self._idle.pop(sock, None) is not None:
+                loop.remove_reader(fd)
         return True
+
+    def hang_up_idle(self) -> int:
+        """Close, now, every connection waiting for its next request; return how many.
+
+        Synchronous, so a test can put the server's FIN at an exact point of the client's
+        progress (e.g. with ``loop.call_soon`` from a hook).
+        """
+        loop = asyncio.get_running_loop()
+        hung_up = 0
+        for sock, (record, ready) in list(self._idle.items()):
+            del self._idle[sock]
+            loop.remove_reader(sock.fileno())
+            if not ready.done():
+                ready.set_exception(_HungUp())
+            self._close(sock, record, "hung up")
+            hung_up += 1
+        return hung_up
 
     async def _serve(self, sock: socket.socket, connection: ConnectionRecord) -> None:
         why = "behaviour"
@@ -359,9 +394,11 @@ class RawServer:
             first = True
             while True:
                 wait = self.first_request_timeout if first else self.idle_close
-                if not await self._readable(sock, wait):
+                if not await self._readable(sock, wait, idle=connection):
                     why = "idle"
                     return
+                if sock not in self._sockets:
+                    return  # hung up after the request's first bytes came
                 waiting = _peek(sock)
                 if waiting is None:
                     continue  # a spurious wake-up
@@ -391,6 +428,8 @@ class RawServer:
         except asyncio.CancelledError:
             why = "stopped"
             raise
+        except _HungUp:
+            why = "hung up"
         except _Closed:
             why = "client"
         except OSError:

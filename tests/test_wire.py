@@ -14,9 +14,13 @@ checks the client's verdict against what the server actually read:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import json
 import logging
 import random
+import socket
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -45,6 +49,7 @@ from insider_webpush.transport import WireConnector
 from .raw_server import (
     OK_BODY,
     Behaviour,
+    Listen,
     RawServer,
     Received,
     answer_late,
@@ -69,7 +74,12 @@ def push(title: str = "wire") -> WebPush:
 
 def wire_body(title: str = "wire") -> dict[str, Any]:
     """What ``push(title)`` is on the wire (the client fills in its partner id)."""
-    return {**MINIMAL_FIELDS, "title": title, "ttl": str(MINIMAL_FIELDS["ttl"]), "partner_id": PARTNER}
+    return {
+        **MINIMAL_FIELDS,
+        "title": title,
+        "ttl": str(MINIMAL_FIELDS["ttl"]),
+        "partner_id": PARTNER,
+    }
 
 
 def make_client(server: RawServer, **kwargs: Any) -> WebPushClient:
@@ -134,16 +144,82 @@ def assert_wire_rule(sent: Sent, server: RawServer) -> None:
     if last_full is not None:
         # Received in full: only a status may make it other than ambiguous.
         if last_full.answered is None:
-            assert isinstance(sent.error, TransportError) and sent.ambiguous, sent
+            assert isinstance(sent.error, TransportError), sent
+            assert sent.ambiguous, sent
         elif 200 <= last_full.answered < 300:
             assert sent.result is not None
         elif last_full.answered in CERTAIN_FAILURE_STATUSES:
-            assert isinstance(sent.error, APIError) and not sent.ambiguous
+            assert isinstance(sent.error, APIError)
+            assert not sent.ambiguous
         else:
-            assert isinstance(sent.error, APIError) and sent.ambiguous
+            assert isinstance(sent.error, APIError)
+            assert sent.ambiguous
     for record in server.full():  # every byte the client sent was exactly its push
         assert record.json == wire_body()
-        assert record.method == "POST" and record.target == "/v2/single/campaign_id"
+        assert record.method == "POST"
+        assert record.target == "/v2/single/campaign_id"
+
+
+def unread_titles(server: RawServer) -> list[str]:
+    """The titles of the whole requests found unread in a socket when the server closed it."""
+    titles = []
+    for connection in server.connections:
+        _, end, body = connection.unread.partition(b"\r\n\r\n")
+        if end:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                titles.append(json.loads(body)["title"])
+    return titles
+
+
+# -- the raw server itself -----------------------------------------------------------------
+
+
+async def test_raw_server_listen_modes() -> None:
+    """refuse: nothing listens; no_accept: a handshake to it really stalls on loopback."""
+    loop = asyncio.get_running_loop()
+    async with RawServer(listen="refuse") as server:
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("127.0.0.1", server.port)
+    async with RawServer(listen="no_accept") as server:
+        with socket.socket() as sock:
+            sock.setblocking(False)
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.5):
+                    await loop.sock_connect(sock, ("127.0.0.1", server.port))
+    assert server.connections == []
+
+
+async def test_raw_server_reads_only_what_its_behaviour_says() -> None:
+    request = b'POST /p HTTP/1.1\r\nContent-Length: 7\r\n\r\n{"a":1}'
+    plan = [
+        read_headers_close(),
+        read_body_close(),
+        status(201, headers={"X-A": "b"}, keep_alive=False),
+    ]
+    async with RawServer(plan) as server:
+        answers = []
+        for _ in plan:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(request)
+            try:
+                answers.append(await reader.read())  # to EOF: each of these ends the connection
+            except ConnectionResetError:
+                answers.append(b"<reset>")
+            writer.close()
+            with contextlib.suppress(ConnectionResetError):
+                await writer.wait_closed()
+        await asyncio.sleep(0.05)
+    assert [r.received for r in server.requests] == [
+        Received.HEADERS,
+        Received.FULL,
+        Received.FULL,
+    ]
+    assert server.connections[0].unread == b'{"a":1}'  # the body, left in the socket
+    assert [r.json for r in server.requests] == [None, {"a": 1}, {"a": 1}]
+    assert answers[0] in (b"", b"<reset>")  # a reset, as the body was left unread
+    assert answers[1] == b""
+    assert answers[2].startswith(b"HTTP/1.1 201 Created\r\n")
+    assert b"\r\nX-A: b\r\n" in answers[2]
 
 
 # -- a. the wire-fault matrix -------------------------------------------------------------
@@ -153,15 +229,17 @@ def assert_wire_rule(sent: Sent, server: RawServer) -> None:
 class Case:
     id: str
     plan: Behaviour | Sequence[Behaviour] = ()
-    listen: str = "serve"
+    listen: Listen = "serve"
     error: type[InsiderError] | None = None  # None: success
     ambiguous: bool = False
     stage: Stage | None = None
     status: int | None = None
     logged: tuple[object, ...] = ()  # each attempt's result, as the client logged it
+    or_logged: tuple[object, ...] | None = None  # the other acceptable log (see the case)
     on_attempt: tuple[int, ...] | None = ()  # None: any (see the case)
     received: tuple[Received, ...] = ()  # per request, what the server read
     answered: tuple[int | None, ...] | None = None
+    connections: tuple[int, int] | None = None  # (min, max) connections the server accepted
 
 
 NOT_SENT_3 = (Stage.NOT_SENT.value,) * 3
@@ -197,22 +275,29 @@ CASES = [
         stage=Stage.NOT_SENT,
         logged=NOT_SENT_3,
     ),
+    # The client finds the connection closed before its gate (it then skips it and opens
+    # another, up to 4 an attempt) or just after it (the attempt fails NOT_SENT), as the
+    # event loop orders the server's close and the client's progress (Python 3.11 the
+    # former, 3.12 the latter): either way nothing is written.
     Case(
         "close_before_read",
         plan=close_before_read(),
         error=TransportError,
         stage=Stage.NOT_SENT,
         logged=NOT_SENT_3,
-        on_attempt=None,  # the gate runs or not, as the close is seen before or after it
-        received=(Received.NOTHING,) * 12,  # 4 connections an attempt (3 stale skipped)
+        on_attempt=None,
+        received=(Received.NOTHING,),  # on every connection
+        connections=(3, 12),
     ),
     Case(
         "close_before_read-then-200",
         plan=[close_before_read(), status(200)],
         logged=(200,),
-        on_attempt=(1,),
+        or_logged=(Stage.NOT_SENT.value, 200),
+        on_attempt=None,
         received=(Received.NOTHING, Received.FULL),
         answered=(None, 200),
+        connections=(2, 2),
     ),
     # Received in part or in full, no answer: ambiguous, never resent.
     Case(
@@ -277,7 +362,7 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 async def test_wire_fault_matrix(case: Case, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="insider_webpush")
-    async with RawServer(case.plan, listen=case.listen) as server:  # type: ignore[arg-type]
+    async with RawServer(case.plan, listen=case.listen) as server:
         async with make_client(server) as client:
             sent = await send_one(client, caplog)
         await asyncio.sleep(0.05)  # let the server see the client's close
@@ -296,10 +381,21 @@ async def test_wire_fault_matrix(case: Case, caplog: pytest.LogCaptureFixture) -
         if case.status is not None:
             assert isinstance(sent.error, APIError)
             assert sent.error.status == case.status
-    assert sent.logged == list(case.logged)
+    assert sent.logged == list(case.logged) or (
+        case.or_logged is not None and sent.logged == list(case.or_logged)
+    ), sent.logged
     if case.on_attempt is not None:
         assert sent.on_attempt == list(case.on_attempt)
-    assert [r.received for r in records] == list(case.received)
+    else:  # the gate ran for every attempt that did not find its connection closed first
+        assert sent.on_attempt == list(range(1, len(sent.on_attempt) + 1))
+    if case.connections is not None:
+        low, high = case.connections
+        assert low <= len(server.connections) <= high, server.connections
+    if case.id == "close_before_read":
+        assert {r.received for r in records} == {Received.NOTHING}
+        assert len(records) == len(server.connections)
+    else:
+        assert [r.received for r in records] == list(case.received)
     if case.answered is not None:
         assert [r.answered for r in records] == list(case.answered)
     assert_wire_rule(sent, server)
@@ -320,21 +416,25 @@ async def test_request_that_arrived_but_was_never_read_is_ambiguous(
             sent = await send_one(client, caplog)
         await asyncio.sleep(0.05)
     assert isinstance(sent.error, TransportError)
-    assert sent.error.stage is Stage.SENT and sent.ambiguous
-    assert sent.logged == [Stage.SENT.value] and sent.on_attempt == [1]
+    assert sent.error.stage is Stage.SENT
+    assert sent.ambiguous
+    assert sent.logged == [Stage.SENT.value]
+    assert sent.on_attempt == [1]
     assert [r.received for r in server.requests] == [Received.NOTHING]
-    assert [c.unread for c in server.connections] == [len(server.connections) and server.connections[0].unread]
-    assert server.connections[0].unread > 0  # the whole request sat unread in the socket
+    assert unread_titles(server) == ["wire"]  # the whole request sat unread in the socket
     assert_wire_rule(sent, server)
 
 
 # -- b. a wait for a pooled connection is not ambiguous -----------------------------------
 
 
-async def until(predicate: Callable[[], object], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.005)
+async def until(predicate: Callable[[], object]) -> None:
+    """Poll ``predicate`` every 5 ms, for at most 5 s."""
+    for _ in range(1000):
+        if predicate():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("the condition never came true")
 
 
 @pytest.mark.parametrize(
@@ -450,6 +550,66 @@ async def test_connection_closed_while_waiting_for_the_grant_is_not_sent(
     assert sum(c.closed == "idle" for c in server.connections) == 5
 
 
+async def test_server_close_after_the_pre_write_check_before_the_first_byte(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The server closes a pooled connection right after the connector's check that follows
+    the gate, before the client writes the request's first byte (the hang-up is queued from
+    the gate, so it runs just after that check). If the server's FIN was in the client's
+    socket before any byte of the push was written, the push never reached the server and
+    the client could have known: NOT_SENT, retried on a fresh connection. (If instead the
+    request was already in the server's socket when it closed, ambiguous is right.)"""
+    caplog.set_level(logging.DEBUG, logger="insider_webpush")
+    loop = asyncio.get_running_loop()
+    hung_up: list[int] = []
+    async with RawServer(status(200)) as server:
+        async with make_client(server) as client:
+            first = await send_one(client, caplog, "push 0")  # leaves a pooled connection
+
+            calls: list[int] = []
+
+            def hang_up_after_the_gate(number: int) -> None:
+                calls.append(number)
+                if number == 1:  # runs after the gate's check, before aiohttp's body writer
+                    loop.call_soon(lambda: hung_up.append(server.hang_up_idle()))
+
+            start = len(caplog.records)
+            second: InsiderError | LaunchResult
+            try:
+                second = await client.send(push("push 1"), on_attempt=hang_up_after_the_gate)
+            except InsiderError as exc:
+                second = exc
+            logged = attempts_logged(caplog, start)
+        await asyncio.sleep(0.05)
+
+    print(f"hang-up after the gate: {second!r}, logged {logged}, server {server.connections}")
+    assert first.result == OK
+    assert hung_up == [1]
+    pooled = server.connections[0]
+    assert pooled.closed == "hung up"
+    if pooled.unread:  # the request was in the server's socket: ambiguous is right
+        assert unread_titles(server) == ["push 1"]
+        assert isinstance(second, TransportError)
+        assert second.ambiguous
+        assert received_counts(server, 2) == [1, 0]
+        return
+    if sys.version_info < (3, 12):
+        # A known gap, documented: before 3.12 aiohttp writes the request from a task that
+        # starts one event-loop iteration after the connector's check, so a FIN landing in
+        # that iteration is not seen before the write. The push is then reported ambiguous
+        # (it was handed to the kernel) and never resent: no duplicate, nothing lost.
+        assert isinstance(second, TransportError)
+        assert second.stage is Stage.SENT
+        assert second.ambiguous
+        assert received_counts(server, 2) == [1, 0]
+        return
+    # The FIN came before any byte of "push 1": it never reached the server.
+    assert second == OK, f"a push the server never received was reported {second!r}"
+    assert logged == [Stage.NOT_SENT.value, 200]
+    assert calls == [1, 2]
+    assert received_counts(server, 2) == [1, 1]
+
+
 # -- d. the keep-alive race with the default keepalive: measured --------------------------
 
 
@@ -474,7 +634,7 @@ async def test_measure_default_keepalive_against_a_server_closing_idle_connectio
     counts = received_counts(server, n)
     succeeded = [i for i, s in enumerate(sents) if s.result is not None]
     ambiguous = [i for i, s in enumerate(sents) if s.ambiguous]
-    certain = [i for i, s in enumerate(sents) if s.error is not None and not s.ambiguous]
+    not_ambiguous = [i for i, s in enumerate(sents) if s.error is not None and not s.ambiguous]
     stages: dict[str, int] = {}
     for s in sents:
         if isinstance(s.error, TransportError):
@@ -485,16 +645,21 @@ async def test_measure_default_keepalive_against_a_server_closing_idle_connectio
         f"\nMEASURED default keepalive vs idle close 0.1 s: {n} sends in {seconds:.1f} s: "
         f"{len(succeeded)} succeeded, {len(ambiguous)} ambiguous "
         f"({sum(counts[i] for i in ambiguous)} of them received by the server), "
-        f"{len(certain)} certain failures; failed stages {stages}; "
+        f"{len(not_ambiguous)} failed not ambiguous; failed stages {stages}; "
         f"{not_sent_retries} attempts found their connection closed after the grant "
         f"(NOT_SENT, retried); {len(server.connections)} connections, "
         f"{len(idle_closed)} closed idle by the server, "
         f"{sum(1 for c in idle_closed if c.unread)} of them with an unread request"
     )
-    for i in ambiguous:
-        print(f"  ambiguous push {i}: {sents[i].logged}, server read it {counts[i]} times")
+    unread = unread_titles(server)
+    in_socket = [i for i in ambiguous if f"push {i}" in unread]
+    print(
+        f"  of the {len(ambiguous)} ambiguous: {len(in_socket)} sat whole and unread in the "
+        f"server's socket when it closed the idle connection, {len(ambiguous) - len(in_socket)}"
+        f" reached it after the close (reset by the kernel); ambiguous pushes: {ambiguous}"
+    )
     assert all(c <= 1 for c in counts), "a push was received twice"
     assert all(counts[i] == 1 for i in succeeded)
-    assert all(counts[i] == 0 for i in certain), "a received push was reported certain"
+    assert all(counts[i] == 0 for i in not_ambiguous), "a received push was reported certain"
     assert all(counts[i] <= 1 for i in ambiguous)
-    assert len(succeeded) + len(ambiguous) + len(certain) == n
+    assert len(succeeded) + len(ambiguous) + len(not_ambiguous) == n
