@@ -190,7 +190,10 @@ SECRET = "SECRET-KEY-123"
             {"message": "x", "echo": {"Authorization": f"Bearer {REDACTED}"}},
         ),
         ({"SECRET-KEY-123": 1}, {REDACTED: 1}),
-        (["a", ["SECRET-KEY-123"], {"k": "SECRET-KEY-123!"}], ["a", [REDACTED], {"k": "<redacted>!"}]),
+        (
+            ["a", ["SECRET-KEY-123"], {"k": "SECRET-KEY-123!"}],
+            ["a", [REDACTED], {"k": "<redacted>!"}],
+        ),
         (None, None),
         (42, 42),
         (True, True),
@@ -225,7 +228,10 @@ def _outcomes() -> list[Outcome]:
         ),
         Outcome(2, None, error=ValidationError("push", "must be a WebPush, not int")),
         Outcome(
-            3, PUSH, error=TransportError("refused", stage=Stage.NOT_SENT), attempts=5,
+            3,
+            PUSH,
+            error=TransportError("refused", stage=Stage.NOT_SENT),
+            attempts=5,
             from_journal=True,
         ),
     ]
@@ -277,7 +283,10 @@ EXAMPLES: dict[str, Callable[[], BaseException]] = {
     ),
     "ServerError": lambda: ServerError(503, "Service Unavailable", body="<html>503</html>"),
     "ServerError-resent": lambda: ServerError(
-        520, "Web server is returning an unknown error", body=None, retry_after=3.0,
+        520,
+        "Web server is returning an unknown error",
+        body=None,
+        retry_after=3.0,
         ambiguous=True,
     ),
     "BatchError": _batch_error,
@@ -302,7 +311,8 @@ def fields_of(value: object) -> object:
     if isinstance(value, BatchResult):
         return ("BatchResult", fields_of(list(value)), value.counts)
     if attrs.has(type(value)):
-        return (type(value), {a.name: fields_of(getattr(value, a.name)) for a in attrs.fields(type(value))})
+        names = [a.name for a in attrs.fields(type(value))]  # type: ignore[arg-type]
+        return (type(value), {name: fields_of(getattr(value, name)) for name in names})
     if isinstance(value, tuple | list):
         return [fields_of(v) for v in value]
     if isinstance(value, dict):
@@ -330,7 +340,9 @@ def test_examples_cover_every_exception_class() -> None:
         if isinstance(obj, type) and issubclass(obj, InsiderError)
     }
     assert classes <= {type(factory()) for factory in EXAMPLES.values()}
-    stages = {e.stage for e in map(lambda f: f(), EXAMPLES.values()) if isinstance(e, TransportError)}
+    stages = {
+        e.stage for e in map(lambda f: f(), EXAMPLES.values()) if isinstance(e, TransportError)
+    }
     assert stages == set(Stage)
 
 

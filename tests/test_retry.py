@@ -293,7 +293,7 @@ def test_resend_statuses_default_is_empty() -> None:
     ],
 )
 def test_resend_statuses_are_converted(value: object, expected: frozenset[int]) -> None:
-    assert RetryPolicy(resend_statuses=value).resend_statuses == expected  # type: ignore[arg-type]
+    assert RetryPolicy(resend_statuses=value).resend_statuses == expected
 
 
 @pytest.mark.parametrize(
@@ -312,4 +312,4 @@ def test_resend_statuses_are_converted(value: object, expected: frozenset[int]) 
 )
 def test_resend_statuses_refuse_nonsense(value: object, error: type[Exception]) -> None:
     with pytest.raises(error):
-        RetryPolicy(resend_statuses=value)  # type: ignore[arg-type]
+        RetryPolicy(resend_statuses=value)
