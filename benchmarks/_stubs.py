@@ -7,6 +7,8 @@ must: what is left is the SDK's own code.
 
 from __future__ import annotations
 
+import math
+
 from insider_webpush.models import Timeouts
 from insider_webpush.transport import Gate, Request, Response
 
@@ -16,7 +18,7 @@ ANSWER = b'{"success": true, "campaign_id": 1697300275}'
 class NoLimit:
     """The limiter lifted: every acquire returns at once."""
 
-    async def acquire(self) -> None:
+    async def acquire(self, *, max_pause: float = math.inf) -> None:
         return None
 
     def penalize(self, seconds: float) -> None:

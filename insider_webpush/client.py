@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import batch
 from ._version import __version__
@@ -28,13 +29,12 @@ from .codec import (
 from .endpoints import DEFAULT_BASE_URL, ENDPOINTS, Endpoint, Operation
 from .errors import (
     APIError,
-    RateLimitError,
     TransportError,
     ValidationError,
     error_for_status,
     redact,
 )
-from .limiter import Limiter, key_fingerprint, shared_limiter
+from .limiter import Limiter, key_fingerprint, paused_error, shared_limiter
 from .models import (
     DEFAULT_LANGUAGE,
     Draft,
@@ -96,7 +96,12 @@ def _check_base_url(base_url: object) -> str:
         raise ValidationError(
             "base_url", "must use https://; plain http:// is allowed only for loopback hosts"
         )
-    return base_url.rstrip("/")
+    # One spelling per origin (host in lower case, no default port): the shared limiter is
+    # keyed by it, so every spelling of Insider's URL shares one quota and one 429 pause.
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != {"https": 443, "http": 80}[parts.scheme]:
+        netloc += f":{port}"
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
 class WebPushClient:
@@ -431,18 +436,6 @@ class WebPushClient:
             self._limiters[operation.value] = limiter
         return limiter
 
-    def _check_pause(self, limiter: Limiter) -> None:
-        """Fail at once, sending nothing, while a 429 pauses the key for too long to wait."""
-        paused = limiter.paused_for()
-        if paused > self._retry.max_retry_after:
-            raise RateLimitError(
-                429,
-                f"the key is paused by an earlier 429 for {paused:.1f} s more, longer than "
-                f"max_retry_after ({self._retry.max_retry_after:g} s); nothing was sent",
-                retry_after=paused,
-                ambiguous=False,
-            )
-
     async def _request(
         self, endpoint: Endpoint, request: Request, on_attempt: AttemptHook | None = None
     ) -> Response:
@@ -452,15 +445,17 @@ class WebPushClient:
         outcome table and the retry policy allow.
         """
         limiter = self._limiter_for(endpoint.operation)
-        self._check_pause(limiter)
+        max_pause = self._retry.max_retry_after
+        if (paused := limiter.paused_for()) > max_pause:  # before even taking a connection
+            raise paused_error(paused, max_pause)
         idempotent = endpoint.idempotent
         attempt = 0
         while True:
             attempt += 1
 
             async def gate(number: int = attempt) -> None:
-                self._check_pause(limiter)
-                await limiter.acquire()
+                # A pause too long to wait, set before or while this waits: fail, send nothing.
+                await limiter.acquire(max_pause=max_pause)
                 if on_attempt is not None:
                     on_attempt(number)
 
@@ -478,7 +473,10 @@ class WebPushClient:
             self._log(request, attempt, started, status)
             if 200 <= status < 300:
                 return response
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            headers = response.headers
+            if not isinstance(headers, CIMultiDictProxy | CIMultiDict):
+                headers = CIMultiDict(headers)  # a transport may send names in lower case
+            retry_after = parse_retry_after(headers.get("Retry-After"))
             verdict = verdict_for_status(status, idempotent=idempotent)
             if verdict is Verdict.RETRY_SAFE and status in RETRY_SAFE_STATUSES:
                 # Everyone on this key pauses, not only the request that was told.
@@ -493,7 +491,7 @@ class WebPushClient:
                     self._key_id,
                     pause,
                 )
-            delay = self._retry.delay(attempt, status, response.headers, idempotent=idempotent)
+            delay = self._retry.delay(attempt, status, headers, idempotent=idempotent)
             if delay is None:
                 payload = redact(decode_json(response.body), self._api_key)
                 raise error_for_status(

@@ -26,12 +26,15 @@ from typing import Protocol, runtime_checkable
 
 from aiolimiter import AsyncLimiter
 
+from .errors import RateLimitError
+
 __all__ = [
     "DEFAULT_MARGIN",
     "Limiter",
     "LimiterKey",
     "SlidingWindowLimiter",
     "key_fingerprint",
+    "paused_error",
     "shared_limiter",
 ]
 
@@ -47,8 +50,13 @@ _BURST_FRACTION = 0.004
 class Limiter(Protocol):
     """What the client needs of a rate limiter."""
 
-    async def acquire(self) -> None:
-        """Wait until one more request may start now."""
+    async def acquire(self, *, max_pause: float = math.inf) -> None:
+        """Wait until one more request may start now.
+
+        Raise :class:`~insider_webpush.errors.RateLimitError` (nothing may start) instead of
+        waiting out a pause set by :meth:`penalize` that has more than ``max_pause`` seconds
+        to run, whether it was set before the call or while it waited.
+        """
 
     def penalize(self, seconds: float) -> None:
         """Let no request start for ``seconds`` from now (the server said 429)."""
@@ -100,11 +108,13 @@ class SlidingWindowLimiter:
         """The sustained rate this limiter lets through."""
         return self._bucket.max_rate / self._bucket.time_period
 
-    async def acquire(self) -> None:
+    async def acquire(self, *, max_pause: float = math.inf) -> None:
         loop = asyncio.get_running_loop()
         while True:
             pause = self._resume_at - loop.time()
             if pause > 0:  # a 429 paused this key
+                if pause > max_pause:
+                    raise paused_error(pause, max_pause)
                 await asyncio.sleep(pause)
                 continue
             await self._bucket.acquire()
@@ -126,6 +136,17 @@ class SlidingWindowLimiter:
             f"SlidingWindowLimiter(rate_limit={self.rate_limit}, rate_period={self.rate_period}, "
             f"burst={self.burst}, margin={self.margin})"
         )
+
+
+def paused_error(pause: float, max_pause: float) -> RateLimitError:
+    """What :meth:`Limiter.acquire` raises for a pause longer than its ``max_pause``."""
+    return RateLimitError(
+        429,
+        f"the key is paused by an earlier 429 for {pause:.1f} s more, longer than the "
+        f"{max_pause:g} s a send may wait (RetryPolicy.max_retry_after); nothing was sent",
+        retry_after=pause,
+        ambiguous=False,
+    )
 
 
 def key_fingerprint(api_key: str) -> str:

@@ -230,12 +230,7 @@ def check_quota(rate_limit: object, rate_period: object, *, field: str = "rate_l
             field, f"must be a whole number from 1 to {RATE_LIMIT_MAX}, got {rate_limit!r}"
         )
     period_field = field.replace("limit", "period")
-    if (
-        isinstance(rate_period, bool)
-        or not isinstance(rate_period, int | float)
-        or not math.isfinite(rate_period)
-        or rate_period <= 0
-    ):
+    if not _positive_seconds(rate_period):
         raise ValidationError(
             period_field, f"must be a finite number of seconds above 0, got {rate_period!r}"
         )
@@ -250,13 +245,18 @@ def check_concurrency(value: object) -> int:
     return value
 
 
+def _positive_seconds(value: object) -> bool:
+    """A finite number above 0 (an int too large for a float is not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value) and value > 0
+    except OverflowError:  # math.isfinite(10**400)
+        return False
+
+
 def _seconds(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
+    if not _positive_seconds(value):
         raise ValidationError(
             f"timeout.{attribute.name}",
             f"must be a finite number of seconds above 0, got {value!r}",
@@ -296,7 +296,7 @@ class Timeouts:
             raise ValidationError(
                 "timeout", f"must be seconds (a number) or a Timeouts, not {type(value).__name__}"
             )
-        if not (math.isfinite(value) and value > 0):
+        if not _positive_seconds(value):
             raise ValidationError(
                 "timeout", f"must be a finite number of seconds above 0, got {value!r}"
             )

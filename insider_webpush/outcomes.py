@@ -20,8 +20,9 @@ Four verdicts:
   table does not know; and a request fully handed to the operating system that got no
   complete answer.
 
-For an idempotent operation (a read, which changes nothing) an ambiguous verdict is
-retry-safe instead: there is nothing to launch twice.
+For an idempotent operation (a read, which changes nothing) every failure that is not a
+certain failure by its status is retry-safe instead, whatever stage it reached: there is
+nothing to launch twice.
 
 How far a request got is a :class:`Stage`, which the transport reports from the wire
 (``insider_webpush.transport``), never guessed from an exception's type.

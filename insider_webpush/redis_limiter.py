@@ -101,7 +101,7 @@ from collections.abc import Awaitable, Callable
 from typing import Final, Literal, NamedTuple
 
 from .errors import TransportError
-from .limiter import DEFAULT_MARGIN, LimiterKey, SlidingWindowLimiter
+from .limiter import DEFAULT_MARGIN, LimiterKey, SlidingWindowLimiter, paused_error
 from .outcomes import Stage
 
 try:
@@ -371,11 +371,13 @@ class RedisLimiter:
 
     # -- the Limiter protocol -----------------------------------------------------------
 
-    async def acquire(self) -> None:
+    async def acquire(self, *, max_pause: float = math.inf) -> None:
         if self._users == 0:
             raise RuntimeError("this RedisLimiter is closed")
         loop = asyncio.get_running_loop()
         while True:
+            if (shared := self.paused_for()) > max_pause:  # ours, or another process's
+                raise paused_error(shared, max_pause)
             if (pause := self._resume_at - loop.time()) > 0:  # our own 429
                 await asyncio.sleep(pause)
                 continue

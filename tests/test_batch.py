@@ -298,8 +298,11 @@ async def test_an_item_that_is_not_a_push_is_a_failed_outcome_and_the_batch_goes
     assert len(result) == 11
     assert [o.index for o in result.failed] == [7, 10]
     bad = result[7]
-    assert bad.push is None and isinstance(bad.error, ValidationError)
-    assert bad.error.field == "push" and not bad.ambiguous and bad.attempts == 0
+    assert bad.push is None
+    assert isinstance(bad.error, ValidationError)
+    assert bad.error.field == "push"
+    assert not bad.ambiguous
+    assert bad.attempts == 0
     assert isinstance(result[10].error, ValidationError)
     assert result[10].error.field == "campaign_id"
     assert sorted(index_of(r) for r in fake.launches) == [0, 1, 2, 3, 4, 5, 6, 8, 9]
@@ -405,9 +408,11 @@ async def test_chaos_every_push_one_outcome_and_no_push_launched_twice(
     assert len(fake.requests) - requests == len(certain)
     for before, after in zip(result, again, strict=True):
         if before.index in certain:
-            assert after.ok and not after.from_journal
+            assert after.ok
+            assert not after.from_journal
         else:
-            assert after.from_journal and summary(after) == summary(before)
+            assert after.from_journal
+            assert summary(after) == summary(before)
     assert max(launch_counts(fake).values()) == 1
 
 
@@ -600,7 +605,8 @@ async def test_rerun_skips_every_terminal_push_and_rebuilds_its_outcome(
         if before.index in resent:
             assert (after.ok, after.from_journal, after.attempts) == (True, False, 2)
         else:
-            assert after.from_journal and summary(after) == summary(before)
+            assert after.from_journal
+            assert summary(after) == summary(before)
     assert not any(o.from_journal for o in first)
     assert getattr(first[3].error, "retry_after", None) == 0.05
     assert [o.ambiguous for o in second] == [False, False, True, False, True, False, False, False]

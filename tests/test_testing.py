@@ -666,7 +666,8 @@ async def test_the_in_process_transport_is_the_same_fake_without_a_socket() -> N
         await client.send(PUSH)
         with pytest.raises(RateLimitError):  # the fake's own quota: the fourth launch
             await client.send(PUSH)
-    assert dropped.value.stage is Stage.SENT and dropped.value.ambiguous
+    assert dropped.value.stage is Stage.SENT
+    assert dropped.value.ambiguous
     assert [r.status for r in fake.requests] == [200, None, 200, 429]
     assert [r.campaign_id for r in fake.launches] == [first.campaign_id, 1002, 1003]
     assert fake.requests[0].headers["Authorization"] == "Bearer <redacted>"
