@@ -90,30 +90,59 @@ class Transport(Protocol):
 
 
 class _Attempt:
-    """What the wire said of one attempt; found by the connector through a context variable."""
+    """What the wire said of one attempt; found by the connector through a context variable.
 
-    __slots__ = ("deadline", "gate", "gated", "loop")
+    It also keeps the attempt's ``total`` deadline: one timer that cancels the request task
+    when it fires, stopped while the gate waits (the quota's wait is not a timeout). Cheaper
+    than ``asyncio.timeout``, whose every reschedule makes a new timer: this is per request.
+    """
+
+    __slots__ = ("deadline", "expired", "gate", "gated", "in_gate", "loop", "task", "timer")
 
     def __init__(self, gate: Gate, loop: asyncio.AbstractEventLoop) -> None:
         self.gate = gate
         self.loop = loop
         self.gated = False  # the gate returned: the first byte is being written
-        self.deadline: asyncio.Timeout | None = None
+        self.in_gate = False
+        self.expired = False
+        self.deadline = 0.0
+        self.task: asyncio.Task[Any] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def arm(self, total: float) -> None:
+        self.task = asyncio.current_task()
+        self.deadline = self.loop.time() + total
+        self.timer = self.loop.call_at(self.deadline, self._expire)
+
+    def disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _expire(self) -> None:
+        self.timer = None
+        if self.in_gate:
+            return  # pass_gate arms it again with the time that was left
+        if self.loop.time() < self.deadline:  # pushed back by a gate meanwhile
+            self.timer = self.loop.call_at(self.deadline, self._expire)
+            return
+        self.expired = True
+        assert self.task is not None
+        self.task.cancel()
 
     async def pass_gate(self) -> None:
         """Run the gate with the attempt's clock stopped: the quota's wait is not a timeout."""
-        deadline = self.deadline
-        when = deadline.when() if deadline is not None else None
-        remaining = None if when is None else when - self.loop.time()
-        if remaining is not None and remaining <= 0:
+        remaining = self.deadline - self.loop.time()
+        if remaining <= 0:
             raise TimeoutError  # ran out before the gate: nothing written
-        if deadline is not None:
-            deadline.reschedule(None)
+        self.in_gate = True
         try:
             await self.gate()
         finally:
-            if deadline is not None and remaining is not None:
-                deadline.reschedule(self.loop.time() + remaining)
+            self.in_gate = False
+            self.deadline = self.loop.time() + remaining
+            if self.timer is None and not self.expired:
+                self.timer = self.loop.call_at(self.deadline, self._expire)
         self.gated = True
 
 
@@ -230,7 +259,10 @@ class AiohttpTransport:
         self._owns_session = session is None
         self._timeouts = timeouts if timeouts is not None else Timeouts()
         self._pool_size = pool_size
-        self._client_timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
+        # The ClientTimeout of the last Timeouts seen, by identity: a client passes the same
+        # object on every request, and hashing it would cost more than building it.
+        default = self._timeouts
+        self._client_timeout = (default, _client_timeout(default))
 
     @property
     def session(self) -> aiohttp.ClientSession | None:
@@ -252,30 +284,35 @@ class AiohttpTransport:
 
     async def send(self, request: Request, gate: Gate, timeouts: Timeouts) -> Response:
         session = self._session_for_request()
-        client_timeout = self._client_timeouts.get(timeouts)
-        if client_timeout is None:
-            client_timeout = self._client_timeouts[timeouts] = _client_timeout(timeouts)
-        loop = asyncio.get_running_loop()
-        attempt = _Attempt(gate, loop)
+        cached = self._client_timeout
+        if cached[0] is not timeouts:
+            cached = self._client_timeout = (timeouts, _client_timeout(timeouts))
+        attempt = _Attempt(gate, asyncio.get_running_loop())
         tracker = aiohttp.UploadTracker()
         token = _ATTEMPT.set(attempt)
+        attempt.arm(timeouts.total)
         try:
-            async with asyncio.timeout(timeouts.total) as deadline:
-                attempt.deadline = deadline
-                async with session.request(
-                    request.method,
-                    request.url,
-                    data=request.body,
-                    headers=request.headers,
-                    timeout=client_timeout,
-                    allow_redirects=False,
-                    upload_tracker=tracker,
-                ) as response:
-                    body = await response.read()
-                    return Response(response.status, response.headers, body)
+            async with session.request(
+                request.method,
+                request.url,
+                data=request.body,
+                headers=request.headers,
+                timeout=cached[1],
+                allow_redirects=False,
+                upload_tracker=tracker,
+            ) as response:
+                body = await response.read()
+                return Response(response.status, response.headers, body)
         except (aiohttp.ClientError, OSError, _StaleConnection) as exc:
             raise _failure(attempt, tracker, exc, timeouts) from None
+        except asyncio.CancelledError:
+            task = attempt.task
+            if attempt.expired and task is not None and task.uncancel() == 0:
+                # Our total timeout, not a cancellation from outside: a timeout at its stage.
+                raise _failure(attempt, tracker, TimeoutError(), timeouts) from None
+            raise
         finally:
+            attempt.disarm()
             _ATTEMPT.reset(token)
 
     async def aclose(self) -> None:
