@@ -256,7 +256,7 @@ class WebPushClient:
         # Shared Redis limiters are counted per user; the last one closes the connection.
         while self._redis_limiters:
             operation, redis_limiter = self._redis_limiters.popitem()
-            self._limiters.pop(operation.value, None)
+            self._limiters.pop(ENDPOINTS[operation].quota, None)
             await redis_limiter.aclose()
 
     # -- operations ---------------------------------------------------------------------
@@ -410,9 +410,10 @@ class WebPushClient:
         path = endpoint.path_for(campaign_id)
         return self._base_url + path, path
 
-    def _limiter_for(self, operation: Operation) -> Limiter:
-        limiter = self._limiters.get(operation.value)
+    def _limiter_for(self, endpoint: Endpoint) -> Limiter:
+        limiter = self._limiters.get(endpoint.quota)
         if limiter is None:
+            operation = endpoint.operation
             if self._limiter_override is not None and operation is Operation.LAUNCH_V2:
                 limiter = self._limiter_override
             else:
@@ -433,7 +434,7 @@ class WebPushClient:
                     )
                 else:
                     limiter = shared_limiter(key, rate_limit, rate_period)
-            self._limiters[operation.value] = limiter
+            self._limiters[endpoint.quota] = limiter
         return limiter
 
     async def _request(
@@ -444,10 +445,10 @@ class WebPushClient:
         Returns the successful response, or raises the last error. Retries only what the
         outcome table and the retry policy allow.
         """
-        limiter = self._limiter_for(endpoint.operation)
+        limiter = self._limiters.get(endpoint.quota) or self._limiter_for(endpoint)
         max_pause = self._retry.max_retry_after
-        if (paused := limiter.paused_for()) > max_pause:  # before even taking a connection
-            raise paused_error(paused, max_pause)
+        if limiter.paused_for() > max_pause:  # fail before even taking a connection
+            raise paused_error(limiter.paused_for(), max_pause)
         idempotent = endpoint.idempotent
         attempt = 0
         while True:
@@ -459,7 +460,7 @@ class WebPushClient:
                 if on_attempt is not None:
                     on_attempt(number)
 
-            started = time.perf_counter()
+            started = time.perf_counter() if logger.isEnabledFor(logging.DEBUG) else 0.0
             try:
                 response = await self._transport.send(request, gate, self._timeouts)
             except TransportError as exc:

@@ -37,6 +37,10 @@ class Endpoint:
     rate_limit: int  # requests per rate_period per API key
     rate_period: float = 60.0
     idempotent: bool = False
+    quota: str = attrs.field(
+        default=attrs.Factory(lambda self: self.operation.value, takes_self=True)
+    )
+    """The quota group: operations that share one limiter per key have the same one."""
 
     def path_for(self, campaign_id: int | None = None) -> str:
         """The path, with ``campaign_id`` (already checked: a positive int) in it."""

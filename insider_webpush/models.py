@@ -272,7 +272,7 @@ class Timeouts:
     - ``pool`` (10): getting a connection, i.e. waiting for a free one in the pool plus
       opening a new one.
     - ``connect`` (10): opening a new connection: TCP, TLS and a proxy's ``CONNECT``.
-    - ``read`` (30): the longest silence while the answer is awaited.
+    - ``read`` (30): the longest wait for the whole answer once the request is written.
     - ``keepalive`` (4): how long an idle connection stays in the pool. Shorter than the idle
       timeouts of common servers and gateways (5 s and up), so the client retires a
       connection before the server can close it under a request.

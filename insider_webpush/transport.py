@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import math
 import select
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, NamedTuple, Protocol, runtime_checkable
 
@@ -92,12 +94,12 @@ class Transport(Protocol):
 class _Attempt:
     """What the wire said of one attempt; found by the connector through a context variable.
 
-    It also keeps the attempt's ``total`` deadline: one timer that cancels the request task
-    when it fires, stopped while the gate waits (the quota's wait is not a timeout). Cheaper
-    than ``asyncio.timeout``, whose every reschedule makes a new timer: this is per request.
+    It also keeps the attempt's deadline: ``total`` seconds, stopped while the gate waits
+    (the quota's wait is not a timeout), and once the request is written brought forward to
+    ``read`` seconds when that is sooner. A :class:`_Deadlines` sweep enforces it.
     """
 
-    __slots__ = ("deadline", "expired", "gate", "gated", "in_gate", "loop", "task", "timer")
+    __slots__ = ("deadline", "expired", "gate", "gated", "in_gate", "loop", "read", "task")
 
     def __init__(self, gate: Gate, loop: asyncio.AbstractEventLoop) -> None:
         self.gate = gate
@@ -106,44 +108,68 @@ class _Attempt:
         self.in_gate = False
         self.expired = False
         self.deadline = 0.0
+        self.read = math.inf
         self.task: asyncio.Task[Any] | None = None
-        self.timer: asyncio.TimerHandle | None = None
 
-    def arm(self, total: float) -> None:
-        self.task = asyncio.current_task()
-        self.deadline = self.loop.time() + total
-        self.timer = self.loop.call_at(self.deadline, self._expire)
-
-    def disarm(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-
-    def _expire(self) -> None:
-        self.timer = None
-        if self.in_gate:
-            return  # pass_gate arms it again with the time that was left
-        if self.loop.time() < self.deadline:  # pushed back by a gate meanwhile
-            self.timer = self.loop.call_at(self.deadline, self._expire)
-            return
+    def expire(self) -> None:
         self.expired = True
         assert self.task is not None
         self.task.cancel()
 
-    async def pass_gate(self) -> None:
-        """Run the gate with the attempt's clock stopped: the quota's wait is not a timeout."""
+    def stop_clock(self) -> float:
+        """The gate begins: the clock stops; returns the time left (TimeoutError: none)."""
         remaining = self.deadline - self.loop.time()
         if remaining <= 0:
             raise TimeoutError  # ran out before the gate: nothing written
         self.in_gate = True
-        try:
-            await self.gate()
-        finally:
-            self.in_gate = False
-            self.deadline = self.loop.time() + remaining
-            if self.timer is None and not self.expired:
-                self.timer = self.loop.call_at(self.deadline, self._expire)
+        return remaining
+
+    def start_clock(self, remaining: float) -> None:
+        """The gate passed: the first byte goes next, and the answer has ``read`` seconds
+        within what was left of ``total``."""
+        self.in_gate = False
         self.gated = True
+        self.deadline = self.loop.time() + min(remaining, self.read)
+
+
+_SWEEP_EVERY: Final = 0.02  # seconds: how late a timeout may fire
+
+
+class _Deadlines:
+    """The deadlines of one event loop's attempts in flight, enforced by one sweep.
+
+    A timer per request (``asyncio.timeout``, aiohttp's ``sock_read``) costs a timer handle,
+    a heap push and a cancellation on every request; here a request costs two dict
+    operations, and a sweep every ``_SWEEP_EVERY`` seconds, only while requests are in
+    flight, cancels the tasks of those past their deadline. A timeout fires at most that much
+    late.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = self._loop = loop
+        self._attempts: dict[_Attempt, None] = {}
+        self._sweep_handle: asyncio.TimerHandle | None = None
+
+    def watch(self, attempt: _Attempt, total: float, read: float) -> None:
+        attempt.read = read
+        attempt.task = asyncio.current_task()
+        attempt.deadline = self._loop.time() + total
+        self._attempts[attempt] = None
+        if self._sweep_handle is None:
+            self._sweep_handle = self._loop.call_later(_SWEEP_EVERY, self._sweep)
+
+    def forget(self, attempt: _Attempt) -> None:
+        self._attempts.pop(attempt, None)
+
+    def _sweep(self) -> None:
+        now = self._loop.time()
+        late = [a for a in self._attempts if a.deadline <= now and not a.in_gate]
+        for attempt in late:
+            del self._attempts[attempt]
+            attempt.expire()
+        self._sweep_handle = (
+            self._loop.call_later(_SWEEP_EVERY, self._sweep) if self._attempts else None
+        )
 
 
 _ATTEMPT: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
@@ -156,15 +182,14 @@ _POLL_MASK: Final = (
 )
 
 
-def _closed(connection: Any) -> bool:
+def _closed(transport: asyncio.Transport) -> bool:
     """The connection can no longer carry a request: closing, or the peer sent FIN or RST.
 
     Reads the socket's state in the kernel (``POLLRDHUP`` on Linux), so a FIN that arrived
     before the event loop read it still counts. Data waiting to be read (a TLS session
     ticket) does not count.
     """
-    transport = connection.transport
-    if transport is None or transport.is_closing():
+    if transport.is_closing():
         return True
     if not _POLL_MASK or not hasattr(select, "poll"):
         return False
@@ -207,12 +232,14 @@ class WireConnector(aiohttp.TCPConnector):
             connection.close()  # closed by the server while idle; nothing taken, nothing sent
         else:
             raise _StaleConnection("the server closed every connection before the request")
+        remaining = attempt.stop_clock()  # the quota's wait is not a timeout
         try:
-            await attempt.pass_gate()
+            await attempt.gate()
         except BaseException:
             connection.release()  # untouched: back to the pool
             raise
-        if _closed(connection):
+        attempt.start_clock(remaining)
+        if _closed(transport):
             # Closed while the request waited for its grant, or a FIN the loop has not read
             # yet: nothing is written, and the grant is spent unused.
             attempt.gated = False
@@ -222,10 +249,10 @@ class WireConnector(aiohttp.TCPConnector):
 
 
 def _client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
-    # total is ours (it must stop while the gate waits); aiohttp's connect covers the pool
-    # wait and the connection, sock_connect the connection alone.
+    # total and read are the attempt's own timer (it must stop while the gate waits);
+    # aiohttp's connect covers the pool wait and the connection, sock_connect the connection.
     return aiohttp.ClientTimeout(
-        total=None, connect=timeouts.pool, sock_connect=timeouts.connect, sock_read=timeouts.read
+        total=None, connect=timeouts.pool, sock_connect=timeouts.connect, sock_read=None
     )
 
 
@@ -263,6 +290,10 @@ class AiohttpTransport:
         # object on every request, and hashing it would cost more than building it.
         default = self._timeouts
         self._client_timeout = (default, _client_timeout(default))
+        self._deadlines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._last_deadlines: _Deadlines | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession | None:
@@ -287,10 +318,17 @@ class AiohttpTransport:
         cached = self._client_timeout
         if cached[0] is not timeouts:
             cached = self._client_timeout = (timeouts, _client_timeout(timeouts))
-        attempt = _Attempt(gate, asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        deadlines = self._last_deadlines
+        if deadlines is None or deadlines.loop is not loop:
+            deadlines = self._deadlines.get(loop)
+            if deadlines is None:
+                deadlines = self._deadlines[loop] = _Deadlines(loop)
+            self._last_deadlines = deadlines
+        attempt = _Attempt(gate, loop)
         tracker = aiohttp.UploadTracker()
         token = _ATTEMPT.set(attempt)
-        attempt.arm(timeouts.total)
+        deadlines.watch(attempt, timeouts.total, timeouts.read)
         try:
             async with session.request(
                 request.method,
@@ -312,7 +350,7 @@ class AiohttpTransport:
                 raise _failure(attempt, tracker, TimeoutError(), timeouts) from None
             raise
         finally:
-            attempt.disarm()
+            deadlines.forget(attempt)
             _ATTEMPT.reset(token)
 
     async def aclose(self) -> None:
@@ -325,9 +363,14 @@ def _stage(attempt: _Attempt, tracker: aiohttp.UploadTracker) -> Stage:
     if not attempt.gated:
         return Stage.NOT_SENT
     complete = tracker.upload_complete
-    if complete.done() and not complete.cancelled() and complete.exception() is None:
-        return Stage.SENT
-    return Stage.WRITING
+    if not complete.done() or complete.cancelled():
+        return Stage.WRITING  # the write never finished: Insider never had all of it
+    if complete.exception() is None:
+        return Stage.SENT  # the whole request was handed to the operating system
+    # The write failed. Headers and body go in one write (bodies under aiohttp's 64 KiB
+    # drain limit), so no payload byte in the kernel means no byte of the request at all:
+    # aiohttp found the connection closing before it wrote.
+    return Stage.NOT_SENT if tracker.bytes_written == 0 else Stage.WRITING
 
 
 def _failure(
