@@ -22,9 +22,9 @@ from .codec import (
     delete_body,
     draft_to_dict,
     encode_json,
+    encode_push,
     error_message,
     launch_result_from_body,
-    push_to_dict,
 )
 from .endpoints import DEFAULT_BASE_URL, ENDPOINTS, Endpoint, Operation
 from .errors import (
@@ -280,7 +280,7 @@ class WebPushClient:
         if push.partner_id is None and self._partner_id is None:
             raise ValidationError("partner_id", "is required: set it on the push or on the client")
         url, path = self._url_for(endpoint, campaign_id)
-        body = encode_json(push_to_dict(push, partner_id=self._partner_id))
+        body = encode_push(push, partner_id=self._partner_id)
         request = Request(endpoint.method, url, body, self._headers)
         return PreparedLaunch(push, campaign_id, endpoint, path, request)
 

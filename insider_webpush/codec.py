@@ -27,6 +27,7 @@ __all__ = [
     "draft_from_dict",
     "draft_to_dict",
     "encode_json",
+    "encode_push",
     "error_body",
     "error_message",
     "launch_result_from_body",
@@ -105,6 +106,52 @@ _dumps = json.JSONEncoder(separators=(",", ":")).encode  # ASCII: a lone surroga
 def encode_json(value: object) -> bytes:
     """``value`` as compact UTF-8 JSON: the exact bytes a request carries."""
     return _dumps(value).encode()
+
+
+_quote = json.encoder.encode_basestring_ascii  # json.dumps's own string escaping, in C
+
+
+def encode_push(push: WebPush, *, partner_id: str | None = None) -> bytes:
+    """The launch body of ``push``, as bytes: exactly ``encode_json(push_to_dict(push,
+    partner_id=partner_id))`` (a test holds the two equal), built without the intermediate
+    dict. This runs on every launch, and a generic encoder costs several times more.
+    """
+    parts = [
+        '{"title":',
+        _quote(push.title),
+        ',"description":',
+        _quote(push.description),
+        ',"image":',
+        _quote(push.image),
+        ',"link":',
+        _quote(push.link),
+        ',"ttl":"',
+        str(push.ttl),
+        '"',
+    ]
+    if push.banner is not None:
+        parts += (',"banner":', _quote(push.banner))
+    if push.include_unengaged is not None:
+        parts += (_UNENGAGED, "true" if push.include_unengaged else "false")
+    if push.language is not None:
+        parts += (',"language":', _quote(push.language))
+    target = push.target
+    if target is not None:
+        parts += (
+            ',"target":{"attribute":',
+            _quote(target.attribute),
+            ',"values":[',
+            ",".join(map(_quote, target.values)),
+            "]}",
+        )
+    partner_id = push.partner_id if push.partner_id is not None else partner_id
+    if partner_id is not None:
+        parts += (',"partner_id":', _quote(partner_id))
+    parts.append("}")
+    return "".join(parts).encode()
+
+
+_UNENGAGED = f',"{INCLUDE_UNENGAGED_WIRE_KEY}":'
 
 
 def decode_json(raw: bytes) -> object:
