@@ -28,7 +28,9 @@ serializes with orjson and it decodes with orjson. ``--profile`` prints a cProfi
 
 Ends with ``RESULT {json}``: ``sdk_cpu_us``, ``bare_cpu_us``, ``cpu_ratio`` (SDK / bare),
 ``sdk_rps``, ``bare_rps`` (and ``sdk_own_us``) for the stdlib asyncio configuration, and
-``variants`` for the rest.
+``variants`` for the rest. ``--instructions`` adds ``sdk_instructions``,
+``bare_instructions`` and ``instruction_ratio``: client instructions per request counted by
+valgrind's callgrind, which, unlike CPU time, does not move with the machine's load.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ import cProfile
 import importlib.util
 import json
 import pstats
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -241,6 +245,37 @@ def profile(url: str, n: int, concurrency: int, use_uvloop: bool, use_orjson: bo
     stats.sort_stats("cumulative").print_stats("insider_webpush", 20)
 
 
+def count_instructions(url: str, small: int, large: int, concurrency: int) -> dict[str, Any]:
+    """Client instructions per request of each side, counted by valgrind's callgrind: the
+    difference between a run of ``large`` and one of ``small`` requests (start-up and
+    warm-up cancel out), divided by ``large - small``. Unlike CPU time, the count does not
+    move with the machine's load."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (Debian package valgrind)")
+    per_request: dict[str, float] = {}
+    for side in SIDES:
+        totals = []
+        for n in (small, large):
+            argv = [sys.executable, __file__, "--client", side, "--url", url]
+            argv += ["--requests", str(n), "--concurrency", str(concurrency)]
+            done = subprocess.run(
+                ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            collected = re.search(r"Collected : (\d+)", done.stderr)
+            assert collected is not None, done.stderr[-2000:]
+            totals.append(int(collected.group(1)))
+        per_request[side] = (totals[1] - totals[0]) / (large - small)
+    return {
+        "sdk_instructions": round(per_request["sdk"]),
+        "bare_instructions": round(per_request["bare"]),
+        "instruction_ratio": round(per_request["sdk"] / per_request["bare"], 3),
+        "instruction_requests": [small, large],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=10000, help="per run (default 10000)")
@@ -252,12 +287,22 @@ def main() -> None:
     parser.add_argument("--uvloop", action="store_true", help="only the uvloop configuration")
     parser.add_argument("--orjson", action="store_true", help="only the orjson configuration")
     parser.add_argument("--profile", action="store_true", help="cProfile the SDK side")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count client instructions per request under valgrind (slow, load-proof)",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--client", choices=sorted(SIDES), help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     has_uvloop = importlib.util.find_spec("uvloop") is not None
     has_orjson = importlib.util.find_spec("orjson") is not None
     if args.serve:
         serve(has_uvloop)
+        return
+    if args.client:  # one side alone, for --instructions
+        run(SIDES[args.client](args.url, args.requests, args.concurrency, False), False)
         return
 
     if args.uvloop or args.orjson:
@@ -295,6 +340,11 @@ def main() -> None:
                 use_orjson,
                 args.stub_requests,
             )
+        counted = (
+            count_instructions(url, 320, 1280, min(16, args.concurrency))
+            if args.instructions
+            else None
+        )
     finally:
         assert server.stdin is not None
         server.stdin.close()
@@ -321,6 +371,13 @@ def main() -> None:
     result["configuration"] = first
     result["variants"] = {name: results[name] for name in rest}
     result.update(requests=args.requests, concurrency=args.concurrency, rounds=args.rounds)
+    if counted is not None:
+        print(
+            f"instructions (callgrind, asyncio + json): SDK {counted['sdk_instructions']} / "
+            f"bare {counted['bare_instructions']} per request = "
+            f"{counted['instruction_ratio']:.3f}x"
+        )
+        result.update(counted)
     print("RESULT " + json.dumps(result))
 
 

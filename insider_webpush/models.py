@@ -278,7 +278,8 @@ class Timeouts:
       connection before the server can close it under a request.
 
     A timeout before the first byte was written leaves the request unsent (retried); one after
-    it is ambiguous. ``WebPushClient(timeout=5.0)`` is ``Timeouts(total=5.0)``.
+    it is ambiguous. ``total`` and ``read`` are checked by one sweep per event loop, so they
+    fire up to 20 ms late. ``WebPushClient(timeout=5.0)`` is ``Timeouts(total=5.0)``.
     """
 
     total: float = attrs.field(default=30.0, validator=_seconds)
