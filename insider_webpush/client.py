@@ -447,9 +447,10 @@ class WebPushClient:
         """
         limiter = self._limiters.get(endpoint.quota) or self._limiter_for(endpoint)
         max_pause = self._retry.max_retry_after
-        if limiter.paused_for() > max_pause:  # fail before even taking a connection
-            raise paused_error(limiter.paused_for(), max_pause)
+        if (paused := limiter.paused_for()) > max_pause:  # fail before taking a connection
+            raise paused_error(paused, max_pause)
         idempotent = endpoint.idempotent
+        debug = logger.isEnabledFor(logging.DEBUG)
         attempt = 0
         while True:
             attempt += 1
@@ -460,18 +461,20 @@ class WebPushClient:
                 if on_attempt is not None:
                     on_attempt(number)
 
-            started = time.perf_counter() if logger.isEnabledFor(logging.DEBUG) else 0.0
+            started = time.perf_counter() if debug else 0.0
             try:
                 response = await self._transport.send(request, gate, self._timeouts)
             except TransportError as exc:
-                self._log(request, attempt, started, exc.stage.value)
+                if debug:
+                    self._log(request, attempt, started, exc.stage.value)
                 delay = self._retry.delay(attempt, exc, idempotent=idempotent)
                 if delay is None:
                     raise
                 await asyncio.sleep(delay)
                 continue
             status = response.status
-            self._log(request, attempt, started, status)
+            if debug:
+                self._log(request, attempt, started, status)
             if 200 <= status < 300:
                 return response
             headers = response.headers
@@ -504,16 +507,16 @@ class WebPushClient:
                 )
             await asyncio.sleep(delay)
 
-    def _log(self, request: Request, attempt: int, started: float, result: object) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "%s %s attempt %d -> %s in %.1f ms (Authorization: Bearer <redacted>)",
-                request.method,
-                request.url,
-                attempt,
-                result,
-                (time.perf_counter() - started) * 1000,
-            )
+    @staticmethod
+    def _log(request: Request, attempt: int, started: float, result: object) -> None:
+        logger.debug(
+            "%s %s attempt %d -> %s in %.1f ms (Authorization: Bearer <redacted>)",
+            request.method,
+            request.url,
+            attempt,
+            result,
+            (time.perf_counter() - started) * 1000,
+        )
 
 
 def _path(url: str) -> str:
