@@ -1,9 +1,9 @@
 """Send many pushes: a fixed pool of workers, one outcome per push, a write-ahead journal.
 
 The batch composes a :class:`~insider_webpush.sender.Sender` (``WebPushClient`` is one): it
-prepares each launch once, so the journal hashes exactly the bytes that are sent. Up to
-``concurrency`` workers, started as the input proves long enough to need them, pull the
-input lazily, one item at a time, so memory does not grow with the number of pushes (no task
+prepares each launch once, so the journal hashes exactly the bytes that are sent.
+``concurrency`` workers (no more than the input's length when it has one) pull the input
+lazily, one item at a time, so memory does not grow with the number of pushes (no task
 per push, no list of the input). Every input item gets exactly one :class:`Outcome`; a failed
 push, or an item that is not a push, is an outcome, never an exception. When the input
 itself raises, the batch finishes what is in flight, reports every outcome, and raises
@@ -56,6 +56,7 @@ from collections.abc import (
     Iterable,
     Iterator,
     Sequence,
+    Sized,
 )
 from typing import IO, Any, Final, Self, overload
 
@@ -514,6 +515,12 @@ class _Run:
         concurrency = check_concurrency(concurrency)
         self._sync: Iterator[object] | None = None
         self._async: AsyncIterator[object] | None = None
+        # All workers start at once (started one by one as the input proved long enough, they
+        # bunched arrivals enough to cost 429s at a 1 s scaled quota); never more than the
+        # input has items when it knows its length: ten pushes do not start ten thousand.
+        self._workers_wanted = concurrency
+        if isinstance(pushes, Sized):
+            self._workers_wanted = max(1, min(concurrency, len(pushes)))
         if isinstance(pushes, AsyncIterable):
             self._async = aiter(pushes)
         elif isinstance(pushes, Iterable) and not isinstance(pushes, str | bytes | WebPush):
@@ -620,10 +627,6 @@ class _Run:
 
     async def _work(self) -> None:
         while (job := await self._next_job()) is not None:
-            # Another worker only once the input has shown there is work for it: ten pushes
-            # never start ten thousand workers.
-            if len(self._workers) < self._concurrency and not self._exhausted:
-                self._spawn()
             outcome = await self._outcome(job)
             await self._room.acquire()
             self._queue.put_nowait(outcome)
@@ -678,7 +681,8 @@ class _Run:
         try:
             if self._journal_path is not None:
                 self._journal = _Journal(self._journal_path)
-            self._spawn()
+            for _ in range(self._workers_wanted):
+                self._spawn()
             while self._alive:
                 item = await self._queue.get()
                 if isinstance(item, Outcome):
