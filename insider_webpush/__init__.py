@@ -31,7 +31,8 @@ from .errors import (
     ValidationError,
 )
 from .limiter import Limiter, SlidingWindowLimiter
-from .models import Draft, LaunchResult, Target, WebPush
+from .models import Draft, LaunchResult, Target, Timeouts, WebPush
+from .outcomes import Stage, Verdict
 from .retry import RetryPolicy
 from .testing import FakeInsider, Fault, RecordedRequest
 
@@ -63,9 +64,12 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "SlidingWindowLimiter",
+    "Stage",
     "Target",
+    "Timeouts",
     "TransportError",
     "ValidationError",
+    "Verdict",
     "WebPush",
     "WebPushClient",
     "__version__",

@@ -489,8 +489,14 @@ def _split(item: object) -> tuple[int | None, WebPush]:
     """``(campaign_id, push)`` of one input item, or ValidationError naming what it is."""
     if isinstance(item, WebPush):
         return None, item
-    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], WebPush):
-        return item[0], item[1]
+    if isinstance(item, tuple) and len(item) == 2:
+        if isinstance(item[1], WebPush):
+            return item[0], item[1]
+        raise ValidationError(
+            "push",
+            "the second element of a (campaign_id, WebPush) pair must be a WebPush, "
+            f"not {type(item[1]).__name__}",
+        )
     raise ValidationError(
         "push",
         f"must be a WebPush or a (campaign_id, WebPush) pair, not {type(item).__name__}",

@@ -447,7 +447,8 @@ class FakeInsider:
             kwargs.setdefault("base_url", self.base_url)
         kwargs.setdefault("rate_limit", self.rate_limit)
         kwargs.setdefault("rate_period", self.rate_period)
-        return WebPushClient(self._api_key, **kwargs)
+        api_key = kwargs.pop("api_key", self._api_key)  # e.g. a wrong key, to test a 401
+        return WebPushClient(api_key, **kwargs)
 
     # -- lifecycle ------------------------------------------------------------------------
 

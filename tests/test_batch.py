@@ -749,3 +749,11 @@ async def test_the_journal_never_holds_the_api_key(
     assert KEY not in data
     assert "Bearer" not in data
     assert "SECRET" not in data
+
+
+async def test_a_pair_whose_second_element_is_not_a_push_says_so(client: WebPushClient) -> None:
+    result = await client.send_many([(5, "not a push")])  # type: ignore[list-item]
+    assert isinstance(result[0].error, ValidationError)
+    assert "second element of a (campaign_id, WebPush) pair must be a WebPush, not str" in str(
+        result[0].error
+    )

@@ -684,3 +684,13 @@ async def test_the_in_process_transport_times_out_a_late_answer_as_sent() -> Non
             await client.send(PUSH)
     assert late.value.ambiguous  # the fake processed it on arrival: it may have gone out
     assert len(fake.launches) == 1
+
+
+async def test_the_fake_client_takes_another_key_to_test_a_401() -> None:
+    from insider_webpush import AuthenticationError
+
+    fake = fake_insider()
+    async with fake.client(in_process=True, api_key="not-the-key", retry=ONCE) as client:
+        with pytest.raises(AuthenticationError):
+            await client.send(PUSH)
+    assert [r.status for r in fake.requests] == [401]
