@@ -37,6 +37,7 @@ from .errors import (
 from .limiter import Limiter, key_fingerprint, paused_error, shared_limiter
 from .models import (
     DEFAULT_LANGUAGE,
+    LAUNCH_BODY_MAX,
     Draft,
     LaunchResult,
     Timeouts,
@@ -88,6 +89,8 @@ def _check_base_url(base_url: object) -> str:
         raise ValidationError("base_url", f"{wanted}: no user name or password in it")
     if "?" in base_url or "#" in base_url:
         raise ValidationError("base_url", f"{wanted}: no ?query or #fragment")
+    if any(segment.lower().replace("%2e", ".") in (".", "..") for segment in parts.path.split("/")):
+        raise ValidationError("base_url", f"{wanted}: no . or .. segments in the path")
     if port is not None and not 1 <= port <= 65535:
         raise ValidationError("base_url", f"{wanted}: the port must be 1 to 65535, got {port}")
     if parts.netloc.endswith(":"):
@@ -281,6 +284,12 @@ class WebPushClient:
             raise ValidationError("partner_id", "is required: set it on the push or on the client")
         url, path = self._url_for(endpoint, campaign_id)
         body = encode_push(push, partner_id=self._partner_id)
+        if len(body) > LAUNCH_BODY_MAX:
+            raise ValidationError(
+                "push",
+                f"is {len(body)} bytes as JSON; a launch body may be at most {LAUNCH_BODY_MAX} "
+                "(long URLs or target values?)",
+            )
         request = Request(endpoint.method, url, body, self._headers)
         return PreparedLaunch(push, campaign_id, endpoint, path, request)
 

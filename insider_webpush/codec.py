@@ -15,7 +15,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from .errors import APIError, ValidationError
-from .models import Draft, LaunchResult, Target, WebPush
+from .models import CAMPAIGN_ID_MAX, Draft, LaunchResult, Target, WebPush
 
 __all__ = [
     "INCLUDE_UNENGAGED_PYTHON_KEY",
@@ -278,18 +278,25 @@ def launch_result_from_body(status: int, body: object) -> LaunchResult:
     if isinstance(body, _DICT_OR_MAPPING):
         success = body.get("success")
         campaign_id = body.get("campaign_id")
-        if success is True and isinstance(campaign_id, int) and not isinstance(campaign_id, bool):
+        if (
+            success is True
+            and isinstance(campaign_id, int)
+            and not isinstance(campaign_id, bool)
+            and 0 < campaign_id <= CAMPAIGN_ID_MAX
+        ):
             return LaunchResult(True, campaign_id)
         if (
             success is True
             and isinstance(campaign_id, str)
             and campaign_id.isascii()  # str.isdigit() also takes '²', which int() refuses
             and campaign_id.isdigit()
+            and 0 < int(campaign_id) <= CAMPAIGN_ID_MAX
         ):
             return LaunchResult(success=True, campaign_id=int(campaign_id))
     raise APIError(
         status,
-        "unexpected response body: expected {'success': true, 'campaign_id': <int>}",
+        "unexpected response body: expected {'success': true, 'campaign_id': <a positive "
+        "64-bit int>}",
         body=body,
         ambiguous=True,  # a 2xx we cannot read may well have launched
     )

@@ -18,6 +18,7 @@ hosts use :class:`insider_webpush.redis_limiter.RedisLimiter`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import math
@@ -102,6 +103,7 @@ class SlidingWindowLimiter:
         rate_per_second = (rate_limit + 1 - burst) / (rate_period * (1 + margin))
         self._bucket = AsyncLimiter(burst, burst / rate_per_second)
         self._resume_at = -math.inf
+        self._penalized: set[asyncio.Future[None]] = set()
 
     @property
     def rate_per_second(self) -> float:
@@ -117,16 +119,37 @@ class SlidingWindowLimiter:
                     raise paused_error(pause, max_pause)
                 await asyncio.sleep(pause)
                 continue
-            await self._bucket.acquire()
+            if self._bucket.has_capacity():
+                await self._bucket.acquire()  # at once
+            elif not await self._queue_for_bucket(loop):
+                continue  # a 429 came in while we queued: look at the pause again
             # A 429 may have come in while we queued; this grant is then spent unused
             # rather than starting a request inside the pause.
             if self._resume_at <= loop.time():
                 return
 
+    async def _queue_for_bucket(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Wait for the bucket, or for :meth:`penalize`; True when the bucket granted."""
+        woken = loop.create_future()
+        self._penalized.add(woken)
+        granted = asyncio.ensure_future(self._bucket.acquire())
+        try:
+            await asyncio.wait((granted, woken), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._penalized.discard(woken)
+            if not granted.done():
+                granted.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await granted
+        return not granted.cancelled() and granted.exception() is None
+
     def penalize(self, seconds: float) -> None:
         if seconds > 0:
             now = asyncio.get_running_loop().time()
             self._resume_at = max(self._resume_at, now + seconds)
+            for woken in self._penalized:  # queued waiters look at the pause now
+                if not woken.done():
+                    woken.set_result(None)
 
     def paused_for(self) -> float:
         return max(0.0, self._resume_at - asyncio.get_running_loop().time())

@@ -21,6 +21,7 @@ __all__ = [
     "CAMPAIGN_ID_MAX",
     "DESCRIPTION_MAX",
     "DESCRIPTION_WITH_BANNER_MAX",
+    "LAUNCH_BODY_MAX",
     "MAX_CONCURRENCY",
     "TITLE_MAX",
     "TTL_MAX_SECONDS",
@@ -44,6 +45,9 @@ CAMPAIGN_ID_MAX = 2**63 - 1  # a signed 64-bit id, the widest a JSON integer is 
 # Workers of one batch: more than the quota can use only costs memory (~2 KB a worker).
 MAX_CONCURRENCY = 10_000
 RATE_LIMIT_MAX = 10**9
+# A launch body is a few hundred bytes; 64 KiB is aiohttp's write limit before it waits to
+# drain, so a body within it goes to the kernel in one write (see transport._stage).
+LAUNCH_BODY_MAX = 64 * 1024
 
 _Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 

@@ -31,7 +31,7 @@ from typing import Any, Final, NamedTuple, Protocol, runtime_checkable
 
 import aiohttp
 
-from .errors import TransportError, ValidationError
+from .errors import TransportError, ValidationError, redact
 from .models import Timeouts
 from .outcomes import Stage
 
@@ -99,7 +99,17 @@ class _Attempt:
     ``read`` seconds when that is sooner. A :class:`_Deadlines` sweep enforces it.
     """
 
-    __slots__ = ("deadline", "expired", "gate", "gated", "in_gate", "loop", "read", "task")
+    __slots__ = (
+        "deadline",
+        "expired",
+        "gate",
+        "gated",
+        "in_gate",
+        "loop",
+        "read",
+        "task",
+        "transport",
+    )
 
     def __init__(self, gate: Gate, loop: asyncio.AbstractEventLoop) -> None:
         self.gate = gate
@@ -110,6 +120,7 @@ class _Attempt:
         self.deadline = 0.0
         self.read = math.inf
         self.task: asyncio.Task[Any] | None = None
+        self.transport: asyncio.Transport | None = None  # the connection's, after the gate
 
     def expire(self) -> None:
         self.expired = True
@@ -232,13 +243,14 @@ class WireConnector(aiohttp.TCPConnector):
             connection.close()  # closed by the server while idle; nothing taken, nothing sent
         else:
             raise _StaleConnection("the server closed every connection before the request")
-        remaining = attempt.stop_clock()  # the quota's wait is not a timeout
         try:
+            remaining = attempt.stop_clock()  # the quota's wait is not a timeout
             await attempt.gate()
         except BaseException:
             connection.release()  # untouched: back to the pool
             raise
         attempt.start_clock(remaining)
+        attempt.transport = transport
         if _closed(transport):
             # Closed while the request waited for its grant, or a FIN the loop has not read
             # yet: nothing is written, and the grant is spent unused.
@@ -329,6 +341,7 @@ class AiohttpTransport:
         tracker = aiohttp.UploadTracker()
         token = _ATTEMPT.set(attempt)
         deadlines.watch(attempt, timeouts.total, timeouts.read)
+        error: TransportError
         try:
             async with session.request(
                 request.method,
@@ -337,21 +350,25 @@ class AiohttpTransport:
                 headers=request.headers,
                 timeout=cached[1],
                 allow_redirects=False,
+                raise_for_status=False,  # a lent session's setting must not hide the status
                 upload_tracker=tracker,
             ) as response:
                 body = await response.read()
                 return Response(response.status, response.headers, body)
         except (aiohttp.ClientError, OSError, _StaleConnection) as exc:
-            raise _failure(attempt, tracker, exc, timeouts) from None
+            error = _failure(attempt, tracker, exc, timeouts, request)
         except asyncio.CancelledError:
             task = attempt.task
-            if attempt.expired and task is not None and task.uncancel() == 0:
-                # Our total timeout, not a cancellation from outside: a timeout at its stage.
-                raise _failure(attempt, tracker, TimeoutError(), timeouts) from None
-            raise
+            if not (attempt.expired and task is not None and task.uncancel() == 0):
+                raise
+            # Our deadline, not a cancellation from outside: a timeout at its stage.
+            error = _failure(attempt, tracker, TimeoutError(), timeouts, request)
         finally:
             deadlines.forget(attempt)
             _ATTEMPT.reset(token)
+        # Raised here, outside the handlers, so that aiohttp's exception (whose text a
+        # misbehaving server may have filled with the key) is not kept as its __context__.
+        raise error
 
     async def aclose(self) -> None:
         if self._owns_session and self._session is not None:
@@ -374,10 +391,18 @@ def _stage(attempt: _Attempt, tracker: aiohttp.UploadTracker) -> Stage:
 
 
 def _failure(
-    attempt: _Attempt, tracker: aiohttp.UploadTracker, exc: BaseException, timeouts: Timeouts
+    attempt: _Attempt,
+    tracker: aiohttp.UploadTracker,
+    exc: BaseException,
+    timeouts: Timeouts,
+    request: Request,
 ) -> TransportError:
     stage = _stage(attempt, tracker)
-    if isinstance(exc, TimeoutError):  # ours (total), or aiohttp's connect/read timeouts
+    if stage is Stage.WRITING and attempt.transport is not None:
+        # Part of the request still waits in the transport's buffer: a graceful close would
+        # flush it and the server could yet get all of it. Dropping it keeps WRITING true.
+        attempt.transport.abort()
+    if isinstance(exc, TimeoutError):  # ours (total, read), or aiohttp's pool/connect ones
         what = f"timed out (timeouts: {_describe(timeouts)})"
     else:
         what = f"failed: {type(exc).__name__}: {exc}"
@@ -386,7 +411,12 @@ def _failure(
         Stage.WRITING: "while it was being written; Insider never had all of it",
         Stage.SENT: "after it was sent, with no complete answer: it may have been carried out",
     }[stage]
-    return TransportError(f"the request {what}, {where}", stage=stage)
+    message = f"the request {what}, {where}"
+    # A server may echo the request into a malformed answer that aiohttp quotes.
+    secret = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    if secret:
+        message = redact(message, secret)
+    return TransportError(message, stage=stage)
 
 
 def _describe(timeouts: Timeouts) -> str:

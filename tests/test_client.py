@@ -1234,3 +1234,29 @@ async def test_delete_without_partner_id_sends_nothing() -> None:
         with pytest.raises(ValidationError):
             await c.delete(1)
     assert stub.sent == []
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://127.0.0.1:8080/v1/single/1001/..",
+        "https://host/a/./b",
+        "https://host/.",
+        "https://host/%2e%2E/v1",
+    ],
+)
+def test_dot_segments_in_the_base_url_are_refused(base_url: str) -> None:
+    # They would steer a request to another endpoint, or split one origin's limiter in two.
+    with pytest.raises(ValidationError, match=r"no \. or \.\. segments") as info:
+        WebPushClient(KEY, base_url=base_url)
+    assert info.value.field == "base_url"
+
+
+async def test_a_launch_body_over_64_kib_is_refused_before_anything_is_sent() -> None:
+    stub = ScriptedTransport()
+    huge = WebPush(**{**MINIMAL_FIELDS, "link": "https://example.com/" + "x" * 70_000})
+    async with client(stub) as c:
+        with pytest.raises(ValidationError, match="at most 65536") as info:
+            await c.send(huge)
+    assert info.value.field == "push"
+    assert stub.sent == []

@@ -329,3 +329,13 @@ def test_encode_push_escapes_what_json_escapes() -> None:
     assert body.isascii()
     assert json.loads(body)["title"] == push.title
     assert body == json.dumps(push_to_dict(push, partner_id="1"), separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("campaign_id", [0, -1, 2**63, 2**64, "18446744073709551616"])
+def test_a_campaign_id_out_of_range_in_a_success_is_unreadable_and_ambiguous(
+    campaign_id: object,
+) -> None:
+    # A journal keeps ids as signed 64-bit integers; a larger one could never be resumed.
+    with pytest.raises(APIError) as info:
+        launch_result_from_body(200, {"success": True, "campaign_id": campaign_id})
+    assert info.value.ambiguous
