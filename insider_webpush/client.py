@@ -311,7 +311,8 @@ class WebPushClient:
         ``ambiguous`` says whether the push may have gone out.
         """
         launch = self.prepare_launch(push, campaign_id=campaign_id, api_version=api_version)
-        return await self.send_prepared(launch, on_attempt=on_attempt)
+        # send_prepared's two lines, inlined: one coroutine less on every launch.
+        return self._result(await self._request(launch.endpoint, launch.request, on_attempt))
 
     async def send_prepared(
         self, launch: PreparedLaunch, *, on_attempt: AttemptHook | None = None
