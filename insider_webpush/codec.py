@@ -16,6 +16,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 
 from .errors import APIError, ValidationError
 from .models import CAMPAIGN_ID_MAX, Draft, LaunchResult, Target, WebPush
+from .outcomes import Stage, verdict_for_stage
 
 __all__ = [
     "INCLUDE_UNENGAGED_PYTHON_KEY",
@@ -298,7 +299,8 @@ def launch_result_from_body(status: int, body: object) -> LaunchResult:
         "unexpected response body: expected {'success': true, 'campaign_id': <a positive "
         "64-bit int>}",
         body=body,
-        ambiguous=True,  # a 2xx we cannot read may well have launched
+        # Sent, and no answer we can read: the outcome table's verdict for that (ambiguous).
+        ambiguous=verdict_for_stage(Stage.SENT).ambiguous,
     )
 
 

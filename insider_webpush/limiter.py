@@ -28,6 +28,7 @@ from typing import Protocol, runtime_checkable
 from aiolimiter import AsyncLimiter
 
 from .errors import RateLimitError
+from .outcomes import Stage, verdict_for_stage
 
 __all__ = [
     "DEFAULT_MARGIN",
@@ -168,7 +169,7 @@ def paused_error(pause: float, max_pause: float) -> RateLimitError:
         f"the key is paused by an earlier 429 for {pause:.1f} s more, longer than the "
         f"{max_pause:g} s a send may wait (RetryPolicy.max_retry_after); nothing was sent",
         retry_after=pause,
-        ambiguous=False,
+        ambiguous=verdict_for_stage(Stage.NOT_SENT).ambiguous,  # nothing was sent
     )
 
 
