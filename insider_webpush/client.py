@@ -207,7 +207,7 @@ class WebPushClient:
                 "redis_fallback_processes", "must be a whole number >= 1, and needs redis_url"
             )
         self._redis_fallback_processes = redis_fallback_processes
-        self._redis_limiters: dict[Operation, RedisLimiter] = {}
+        self._redis_limiters: dict[str, RedisLimiter] = {}  # by quota group, as _limiters
         self._urls: dict[str, tuple[str, str]] = {}
 
     @classmethod
@@ -258,8 +258,8 @@ class WebPushClient:
             await self._transport.aclose()
         # Shared Redis limiters are counted per user; the last one closes the connection.
         while self._redis_limiters:
-            operation, redis_limiter = self._redis_limiters.popitem()
-            self._limiters.pop(ENDPOINTS[operation].quota, None)
+            quota, redis_limiter = self._redis_limiters.popitem()
+            self._limiters.pop(quota, None)
             await redis_limiter.aclose()
 
     # -- operations ---------------------------------------------------------------------
@@ -421,21 +421,22 @@ class WebPushClient:
         return self._base_url + path, path
 
     def _limiter_for(self, endpoint: Endpoint) -> Limiter:
-        limiter = self._limiters.get(endpoint.quota)
+        """The limiter of ``endpoint``'s quota group, made on first use (see ``_request``)."""
+        quota = endpoint.quota
+        limiter = self._limiters.get(quota)
         if limiter is None:
             operation = endpoint.operation
             if self._limiter_override is not None and operation is Operation.LAUNCH_V2:
                 limiter = self._limiter_override
             else:
-                endpoint = ENDPOINTS[operation]
                 rate_limit, rate_period = self._quota.get(
                     operation, (endpoint.rate_limit, endpoint.rate_period)
                 )
-                key = (self._base_url, self._key_id, operation.value)
+                key = (self._base_url, self._key_id, quota)
                 if self._redis_url is not None:
                     from .redis_limiter import shared_redis_limiter
 
-                    limiter = self._redis_limiters[operation] = shared_redis_limiter(
+                    limiter = self._redis_limiters[quota] = shared_redis_limiter(
                         self._redis_url,
                         key,
                         rate_limit,
@@ -444,7 +445,7 @@ class WebPushClient:
                     )
                 else:
                     limiter = shared_limiter(key, rate_limit, rate_period)
-            self._limiters[endpoint.quota] = limiter
+            self._limiters[quota] = limiter
         return limiter
 
     async def _request(

@@ -157,29 +157,29 @@ class _Deadlines:
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = self._loop = loop
+        self.loop = loop
         self._attempts: dict[_Attempt, None] = {}
         self._sweep_handle: asyncio.TimerHandle | None = None
 
     def watch(self, attempt: _Attempt, total: float, read: float) -> None:
         attempt.read = read
         attempt.task = asyncio.current_task()
-        attempt.deadline = self._loop.time() + total
+        attempt.deadline = self.loop.time() + total
         self._attempts[attempt] = None
         if self._sweep_handle is None:
-            self._sweep_handle = self._loop.call_later(_SWEEP_EVERY, self._sweep)
+            self._sweep_handle = self.loop.call_later(_SWEEP_EVERY, self._sweep)
 
     def forget(self, attempt: _Attempt) -> None:
         self._attempts.pop(attempt, None)
 
     def _sweep(self) -> None:
-        now = self._loop.time()
+        now = self.loop.time()
         late = [a for a in self._attempts if a.deadline <= now and not a.in_gate]
         for attempt in late:
             del self._attempts[attempt]
             attempt.expire()
         self._sweep_handle = (
-            self._loop.call_later(_SWEEP_EVERY, self._sweep) if self._attempts else None
+            self.loop.call_later(_SWEEP_EVERY, self._sweep) if self._attempts else None
         )
 
 
