@@ -381,10 +381,9 @@ class _Journal:
             )
         else:
             error = _rebuild(self._failures[index])
-        if not error.ambiguous:
-            # A certain failure: nothing can have gone out, so sending again is safe.
-            return _Replay(send=True, attempts=attempts, resent=error)
-        if retry_ambiguous:
+        # A certain failure: nothing can have gone out, so sending again is safe; an ambiguous
+        # one only by the caller's decision.
+        if not error.ambiguous or retry_ambiguous:
             return _Replay(send=True, attempts=attempts, resent=error)
         return _Replay(send=False, error=error, attempts=attempts)
 
