@@ -1,8 +1,15 @@
 """The values the API takes and returns, validated on construction.
 
 Every documented limit lives here and nowhere else. A rule that is broken raises
-:class:`~insider_webpush.errors.ValidationError` naming the field and the limit, so a bad
-push fails before anything is sent. Python names only: the wire names are the codec's.
+[`ValidationError`][insider_webpush.errors.ValidationError] naming the field and the limit, so
+a bad push fails before anything is sent. Python names only: the wire names are the codec's
+([`insider_webpush.codec`][insider_webpush.codec]).
+
+The limits are those of Insider's "Launch Single Web Push (v2)" page: a title of at most 100
+characters, a description of at most 255 (30 for a rich push, one with a banner), HTTPS
+`image` and `banner` URLs, a TTL of at most 240 hours, target attributes `d_...` (default) or
+`c_...` (custom). The page does not give the TTL's unit; the SDK reads it as seconds (the
+sample's `"1000"` only fits a 240-hour cap in seconds or minutes).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ __all__ = [
     "DESCRIPTION_WITH_BANNER_MAX",
     "LAUNCH_BODY_MAX",
     "MAX_CONCURRENCY",
+    "PUSH_LINE_MAX",
     "TITLE_MAX",
     "TTL_MAX_SECONDS",
     "Draft",
@@ -36,18 +44,28 @@ __all__ = [
 ]
 
 TITLE_MAX = 100
+"""Characters in a push's or a draft's `title` (Insider: "It cannot exceed 100 characters")."""
 DESCRIPTION_MAX = 255
-DESCRIPTION_WITH_BANNER_MAX = 30  # a rich push (one with a banner) has less room
-TTL_MAX_SECONDS = 240 * 3600  # "TTL is limited to 240 hours"; unit read as seconds
+"""Characters in a push's `description` (Insider: "It cannot be more than 255 characters")."""
+DESCRIPTION_WITH_BANNER_MAX = 30
+"""Characters in the `description` of a rich push, one with a `banner`, which has less room."""
+TTL_MAX_SECONDS = 240 * 3600
+"""The longest `ttl`, in seconds: "TTL is limited to 240 hours"; the unit is read as seconds."""
 TARGET_PREFIXES = ("d_", "c_")  # default and custom attributes
 DEFAULT_LANGUAGE = "all_ALL"
-CAMPAIGN_ID_MAX = 2**63 - 1  # a signed 64-bit id, the widest a JSON integer is safe in
-# Workers of one batch: more than the quota can use only costs memory (~2 KB a worker).
+CAMPAIGN_ID_MAX = 2**63 - 1
+"""The largest campaign id: a signed 64-bit id, the widest a JSON integer is safe in."""
 MAX_CONCURRENCY = 10_000
+"""The most workers one batch may run: more than the quota can use only costs memory (~2 KB a
+worker)."""
 RATE_LIMIT_MAX = 10**9
-# A launch body is a few hundred bytes; 64 KiB is aiohttp's write limit before it waits to
-# drain, so a body within it goes to the kernel in one write (see transport._stage).
 LAUNCH_BODY_MAX = 64 * 1024
+"""The largest launch body, in bytes. A launch body is a few hundred bytes; 64 KiB is aiohttp's
+write limit before it waits to drain, so a body within it goes to the kernel in one write (see
+`transport._stage`)."""
+PUSH_LINE_MAX = 4 * LAUNCH_BODY_MAX
+"""The longest line of a push file, in characters (a JSON array's element likewise): room for
+the largest body with every character escaped, and a bound on the memory a reader holds."""
 
 _Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 
@@ -96,14 +114,16 @@ def _check_bool(_inst: object, attribute: attrs.Attribute[Any], value: object) -
         raise ValidationError(attribute.name, f"must be true or false, not {type(value).__name__}")
 
 
-def _partner_id(value: object) -> object:
-    """Accept an int partner id and send it as the string the API wants."""
+def _partner_id(value: str | int | None) -> str | int | None:
+    """Accept an int partner id and send it as the string the API wants (a bool passes
+    through, for the validator to refuse)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return value
 
 
-def _ttl_seconds(value: object) -> object:
+def _ttl_seconds(value: int | dt.timedelta) -> int | float:
+    # A fractional timedelta stays a float, which the validator refuses with its message.
     if isinstance(value, dt.timedelta):
         seconds = value.total_seconds()
         return int(seconds) if seconds == int(seconds) else seconds
@@ -122,7 +142,7 @@ def _check_ttl(_inst: object, attribute: attrs.Attribute[Any], value: object) ->
         )
 
 
-def _values(value: object) -> object:
+def _values(value: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(value) if isinstance(value, list | tuple) else value
 
 
@@ -151,7 +171,23 @@ def _check_target(_inst: object, attribute: attrs.Attribute[Any], value: object)
 
 @attrs.frozen
 class Target:
-    """Segment a push: ``Target("d_wp_browser", ["Edg"])`` sends only to those users."""
+    """Segment a push: `Target("d_wp_browser", ["Edg"])` sends only to those users.
+
+    Built positionally or by keyword, `Target(attribute, values)`. On the wire it is the
+    launch body's `target` object, required by Insider when a push does not go to everyone.
+
+    Attributes:
+        attribute: The attribute to target: a default one, `d_` then its name (e.g.
+            `d_wp_browser`; Insider's "Default Attributes" page lists them), or a custom
+            one, `c_` then its name.
+        values: The values of `attribute` to send to, e.g. `("Edg",)`. Given as a non-empty
+            `list` or `tuple` of strings; kept as a tuple.
+
+    Raises:
+        ValidationError: `attribute` is not a string starting with `d_` or `c_` and a name
+            (`field` is `"target.attribute"`), or `values` is not a non-empty list or tuple
+            of strings (`"target.values"`).
+    """
 
     attribute: str = attrs.field(validator=_check_attribute)
     values: tuple[str, ...] = attrs.field(converter=_values, validator=_check_values)
@@ -159,9 +195,41 @@ class Target:
 
 @attrs.frozen(kw_only=True)
 class WebPush:
-    """One Single Web Push launch. ``ttl`` is in seconds (an int) or a ``timedelta``.
+    """One Single Web Push launch: the body of `POST /v2/single/{campaign_id}`.
 
-    ``partner_id`` is optional here: the client's ``partner_id`` fills a push without one.
+    Built with keyword arguments of the attributes' names; frozen and validated on
+    construction, so an invalid push never reaches the wire. The rules are those of Insider's
+    parameter table.
+
+    Attributes:
+        title: The push's title, 1 to [`TITLE_MAX`][insider_webpush.models.TITLE_MAX] (100)
+            characters. Every launch creates a campaign in InOne under this title.
+        description: The push's body, 1 to
+            [`DESCRIPTION_MAX`][insider_webpush.models.DESCRIPTION_MAX] (255) characters; at
+            most [`DESCRIPTION_WITH_BANNER_MAX`][insider_webpush.models.DESCRIPTION_WITH_BANNER_MAX]
+            (30) when `banner` is set (a rich push).
+        image: The notification's icon: an absolute `https://` URL (Insider accepts only
+            HTTPS).
+        link: Where a click goes: an absolute `http://` or `https://` URL.
+        ttl: Time to live, in whole seconds: how long Insider keeps trying to reach an offline
+            subscriber. Given as an `int` of seconds or a `datetime.timedelta` (converted to
+            seconds); `0 < ttl <= 864000` (240 hours, Insider's limit). Sent as a decimal
+            string, as Insider's samples do.
+        banner: The rich push's image: an absolute `https://` URL, or None (the default) for
+            a plain push.
+        include_unengaged: True to also reach unengaged subscribers, whom Insider leaves
+            out by default; None (the default) leaves the field out of the body. Sent as
+            `include_unengage`, the spelling of Insider's samples (see
+            [`insider_webpush.codec`][insider_webpush.codec]).
+        language: The campaign's language, e.g. `"en_US"`; None (the default) leaves it out.
+        target: The segment to send to, or None (the default) for every subscriber.
+        partner_id: Your partner id (InOne Settings > Account Settings), a non-empty string;
+            an `int` is accepted and kept as its string. None (the default) takes the
+            client's `partner_id` at send time.
+
+    Raises:
+        ValidationError: A field breaks its rule; `field` names it and the message gives the
+            limit. Nothing is sent.
     """
 
     title: str = attrs.field(validator=_text(max_len=TITLE_MAX))
@@ -188,7 +256,20 @@ class WebPush:
 
 @attrs.frozen(kw_only=True)
 class Draft:
-    """The body of a ``create``: a draft campaign whose id a later launch names."""
+    """The body of a `create` (`POST /v1/single`): a draft campaign whose id a later launch
+    names. [`WebPushClient.create`][insider_webpush.client.WebPushClient.create] builds it.
+
+    Attributes:
+        partner_id: Your partner id, a non-empty string; an `int` is accepted and kept as its
+            string.
+        title: The draft's title, 1 to 100 characters; Insider refuses a title already in use
+            (a 400).
+        language: The campaign's language; `"all_ALL"` (every language) by default.
+        is_all: True to send to every subscriber; False (the default) for a targeted launch.
+
+    Raises:
+        ValidationError: A field breaks its rule; `field` names it.
+    """
 
     partner_id: str = attrs.field(converter=_partner_id, validator=_text())
     title: str = attrs.field(validator=_text(max_len=TITLE_MAX))
@@ -198,17 +279,34 @@ class Draft:
 
 @attrs.frozen
 class LaunchResult:
-    """What a successful launch returns."""
+    """What a successful launch returns: Insider's `{"success": true, "campaign_id": ...}`.
+
+    Attributes:
+        success: Always True: a launch that did not succeed raises instead.
+        campaign_id: The id of the campaign Insider launched, a positive 64-bit `int` (Insider
+            may send it as a string of digits; it is read as an `int`).
+    """
 
     success: bool
     campaign_id: int
 
 
 def check_campaign_id(value: object) -> int | None:
-    """``value`` as a draft's campaign id: None, or a positive ``int`` (a ``bool`` is not).
+    """Check `value` as a draft's campaign id.
 
     It becomes a path segment of the request, so nothing else may pass: a string such as
-    ``"../../v1/single"`` would otherwise steer the request to another endpoint.
+    `"../../v1/single"` would otherwise steer the request to another endpoint.
+
+    Args:
+        value: None, or a positive `int` of at most
+            [`CAMPAIGN_ID_MAX`][insider_webpush.models.CAMPAIGN_ID_MAX] (a `bool` is not).
+
+    Returns:
+        `value` itself.
+
+    Raises:
+        ValidationError: `value` is not None or an `int` in that range (`field` is
+            `"campaign_id"`).
     """
     if value is None:
         return None
@@ -224,7 +322,17 @@ def check_campaign_id(value: object) -> int | None:
 
 
 def check_quota(rate_limit: object, rate_period: object, *, field: str = "rate_limit") -> None:
-    """A quota of ``rate_limit`` requests per ``rate_period`` seconds, or ValidationError."""
+    """Check a quota of `rate_limit` requests per `rate_period` seconds.
+
+    Args:
+        rate_limit: Requests per period: a whole number from 1 to 10**9.
+        rate_period: The period, in seconds: a finite number above 0.
+        field: The name to report for `rate_limit`; the period's name replaces `limit` in it
+            with `period`.
+
+    Raises:
+        ValidationError: Either value is out of its range.
+    """
     if (
         isinstance(rate_limit, bool)
         or not isinstance(rate_limit, int)
@@ -241,7 +349,19 @@ def check_quota(rate_limit: object, rate_period: object, *, field: str = "rate_l
 
 
 def check_concurrency(value: object) -> int:
-    """``value`` as a batch's number of workers: 1 to :data:`MAX_CONCURRENCY`."""
+    """Check `value` as a batch's number of workers.
+
+    Args:
+        value: A whole number from 1 to
+            [`MAX_CONCURRENCY`][insider_webpush.models.MAX_CONCURRENCY] (10,000).
+
+    Returns:
+        `value` itself.
+
+    Raises:
+        ValidationError: `value` is out of that range, or not an `int` (`field` is
+            `"concurrency"`).
+    """
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
         raise ValidationError(
             "concurrency", f"must be a whole number from 1 to {MAX_CONCURRENCY}, got {value!r}"
@@ -269,21 +389,30 @@ def _seconds(_inst: object, attribute: attrs.Attribute[Any], value: object) -> N
 
 @attrs.frozen(kw_only=True)
 class Timeouts:
-    """How long one attempt of a request may take, in seconds; every field is finite and > 0.
+    """How long one attempt of a request may take, in seconds.
 
-    - ``total`` (30): one attempt from start to the whole answer: waiting for a pooled
-      connection, connecting and the answer. The limiter's wait is not counted.
-    - ``pool`` (10): getting a connection, i.e. waiting for a free one in the pool plus
-      opening a new one.
-    - ``connect`` (10): opening a new connection: TCP, TLS and a proxy's ``CONNECT``.
-    - ``read`` (30): the longest wait for the whole answer once the request is written.
-    - ``keepalive`` (4): how long an idle connection stays in the pool. Shorter than the idle
-      timeouts of common servers and gateways (5 s and up), so the client retires a
-      connection before the server can close it under a request.
+    Built with keyword arguments of the attributes' names, each a finite number of seconds
+    above 0. A timeout before the first byte was written leaves the request unsent (retried);
+    one after it is ambiguous. `total` and `read` are checked by one sweep per event loop, so
+    they fire up to 20 ms late. `WebPushClient(timeout=5.0)` is `Timeouts(total=5.0)`.
 
-    A timeout before the first byte was written leaves the request unsent (retried); one after
-    it is ambiguous. ``total`` and ``read`` are checked by one sweep per event loop, so they
-    fire up to 20 ms late. ``WebPushClient(timeout=5.0)`` is ``Timeouts(total=5.0)``.
+    Attributes:
+        total: One attempt from start to the whole answer, in seconds (default 30): waiting
+            for a pooled connection, connecting and the answer. The limiter's wait is not
+            counted.
+        pool: Getting a connection, in seconds (default 10): waiting for a free one in the
+            pool plus opening a new one.
+        connect: Opening a new connection, in seconds (default 10): TCP, TLS and a proxy's
+            `CONNECT`.
+        read: The longest wait for the whole answer once the request is written, in seconds
+            (default 30).
+        keepalive: How long an idle connection stays in the pool, in seconds (default 4).
+            Shorter than the idle timeouts of common servers and gateways (5 s and up), so
+            the client retires a connection before the server can close it under a request.
+
+    Raises:
+        ValidationError: A value is zero, negative, NaN, infinite or not a number (`field`
+            is `"timeout.<name>"`).
     """
 
     total: float = attrs.field(default=30.0, validator=_seconds)
@@ -294,7 +423,19 @@ class Timeouts:
 
     @classmethod
     def of(cls, value: object) -> Timeouts:
-        """``value`` as Timeouts: a Timeouts, or a number of seconds for ``total``."""
+        """Read a client's `timeout=` argument.
+
+        Args:
+            value: A `Timeouts`, returned as it is, or a number of seconds for `total` (the
+                other fields keep their defaults).
+
+        Returns:
+            The timeouts.
+
+        Raises:
+            ValidationError: `value` is neither, or not a finite number above 0 (`field` is
+                `"timeout"`).
+        """
         if isinstance(value, Timeouts):
             return value
         if isinstance(value, bool) or not isinstance(value, int | float):

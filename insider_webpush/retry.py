@@ -2,9 +2,10 @@
 
 Insider has no idempotency key, so a repeated launch can push the same notification to every
 subscriber twice. The policy resends only what the outcome table
-(:mod:`insider_webpush.outcomes`) calls retry-safe: a 429, and a request of which no byte
-was sent. Everything else is reported, never silently repeated, unless the user names a
-status in ``RetryPolicy(resend_statuses=...)``, their decision to risk a duplicate.
+([`insider_webpush.outcomes`][insider_webpush.outcomes]) calls retry-safe: a 429, and a
+request of which no byte was sent. Everything else is reported, never silently repeated,
+unless the user names a status in `RetryPolicy(resend_statuses=...)`, their decision to risk
+a duplicate.
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ from .outcomes import Verdict, verdict_for_stage, verdict_for_status
 __all__ = ["RetryPolicy", "parse_retry_after"]
 
 
-def _statuses(value: object) -> frozenset[int]:
+def _statuses(
+    value: int | frozenset[int] | set[int] | list[int] | tuple[int, ...],
+) -> frozenset[int]:
     if isinstance(value, int) and not isinstance(value, bool):
         value = (value,)
     if not isinstance(value, frozenset | set | list | tuple):
         raise TypeError(f"resend_statuses must be a set of HTTP statuses, got {value!r}")
     statuses = frozenset(value)
-    bad = [s for s in statuses if isinstance(s, bool) or not isinstance(s, int)]
+    bad: list[object] = [s for s in statuses if isinstance(s, bool) or not isinstance(s, int)]
     bad += [s for s in statuses if isinstance(s, int) and not 300 <= s <= 599]
     if bad:
         raise ValueError(f"resend_statuses must hold HTTP error statuses (300-599), got {bad!r}")
@@ -37,10 +40,17 @@ def _statuses(value: object) -> frozenset[int]:
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
+    """Read a `Retry-After` header: delta-seconds or an HTTP date.
 
-    ``now`` is the Unix time to measure a date from (``time.time()`` when omitted). A date
-    in the past gives 0; anything unreadable gives None.
+    Insider's 429 *may* carry it, in seconds; a proxy or CDN in front may send a date.
+
+    Args:
+        value: The header's value, or None when the answer had none.
+        now: The Unix time, in seconds, to measure a date from; `time.time()` when None.
+
+    Returns:
+        The seconds to wait, at least 0 (a date in the past gives 0), or None when `value`
+        is None, negative, not finite, or unreadable (including a date without a time zone).
     """
     if value is None:
         return None
@@ -64,15 +74,31 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 class RetryPolicy:
     """How many times, and after how long, a request that failed safely is tried again.
 
-    ``max_attempts`` counts the first try. The backoff is ``base * 2**(attempt-1)`` capped at
-    ``cap``, minus up to ``jitter`` of itself at random. A 429's ``Retry-After`` is honoured
-    as given when it is at most ``max_retry_after``; a longer one stops the retries, since
-    waiting less would only earn another 429 (and every send on the key then fails at once
-    until the pause is shorter than ``max_retry_after``).
+    Built with keyword arguments of the attributes' names. The backoff before attempt `n + 1`
+    is `base * 2**(n - 1)` seconds capped at `cap`, minus up to `jitter` of itself at random.
+    A 429's `Retry-After` is honoured as given when it is at most `max_retry_after`; a longer
+    one stops the retries, since waiting less would only earn another 429 (and every send on
+    the key then fails at once until the pause is shorter than `max_retry_after`).
 
-    ``resend_statuses`` (default none) lists statuses to resend although the outcome table
-    calls them ambiguous, e.g. ``{503}``: Insider may have launched the push already, so this
-    is a decision to risk sending it twice. Never needed for reads, which are resent anyway.
+    Attributes:
+        max_attempts: Attempts of one request, the first one included; at least 1 (default
+            5). 1 never retries.
+        base: The first backoff, in seconds; above 0 (default 0.5).
+        cap: The longest backoff, in seconds; above 0 (default 30).
+        jitter: The fraction of a backoff taken off at random, 0 to 1 (default 0.25).
+        max_retry_after: The longest `Retry-After` (or pause left by an earlier 429) a send
+            waits, in seconds; at least 0 (default 120). A longer one raises
+            [`RateLimitError`][insider_webpush.errors.RateLimitError].
+        resend_statuses: Statuses to resend although the outcome table calls them
+            ambiguous, e.g. `{503}`: Insider may have launched the push already, so this is
+            a decision to risk sending it twice. HTTP statuses from 300 to 599, given as one
+            `int` or a set, list or tuple of them (default none). Never needed for reads,
+            which are resent anyway.
+
+    Raises:
+        ValueError: A number is out of its range, or `resend_statuses` holds something
+            other than a status from 300 to 599.
+        TypeError: `resend_statuses` is not an `int`, set, list or tuple.
     """
 
     max_attempts: int = attrs.field(default=5, validator=attrs.validators.ge(1))
@@ -86,10 +112,23 @@ class RetryPolicy:
 
     @classmethod
     def never(cls) -> RetryPolicy:
-        """A policy that tries every request exactly once."""
+        """A policy that tries every request exactly once.
+
+        Returns:
+            `RetryPolicy(max_attempts=1)`.
+        """
         return cls(max_attempts=1)
 
     def backoff(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+        """The backoff after attempt `attempt`, jitter included.
+
+        Args:
+            attempt: The number of the attempt that failed, from 1.
+            rng: A source of random floats in [0, 1); `random.random` by default.
+
+        Returns:
+            Seconds to wait: `min(cap, base * 2**(attempt - 1))` less up to `jitter` of it.
+        """
         delay: float = min(self.cap, self.base * 2.0 ** (attempt - 1))
         return delay * (1.0 - self.jitter * rng())
 
@@ -103,10 +142,25 @@ class RetryPolicy:
         now: float | None = None,
         rng: Callable[[], float] = random.random,
     ) -> float | None:
-        """Seconds to wait before attempt ``attempt + 1``, or None to stop and report.
+        """Decide whether to try again, and when.
 
-        ``outcome`` is the HTTP status of attempt ``attempt`` or the exception it raised;
-        the outcome table gives its verdict (``idempotent``: the operation changes nothing).
+        Args:
+            attempt: The number of the attempt that just failed, from 1.
+            outcome: Its HTTP status, or the exception it raised. An exception is retried
+                only when it is a [`TransportError`][insider_webpush.errors.TransportError]
+                whose stage the outcome table calls retry-safe; a status when the table calls
+                it retry-safe or it is in `resend_statuses`.
+            headers: The answer's headers, for a 429's `Retry-After`.
+            idempotent: The operation changes nothing (a read), so the table lets more
+                failures be retried.
+            now: The Unix time, in seconds, to read an HTTP-date `Retry-After` against;
+                `time.time()` when None.
+            rng: A source of random floats in [0, 1), for the jitter.
+
+        Returns:
+            Seconds to wait before attempt `attempt + 1`, or None to stop and report: the
+            attempts are used up, the outcome must not be resent, or a `Retry-After` is
+            longer than `max_retry_after`.
         """
         if attempt >= self.max_attempts:
             return None
