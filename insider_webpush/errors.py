@@ -1,8 +1,26 @@
 """Every exception the SDK raises, and the HTTP status -> exception map.
 
 Nothing here ever holds the API key: the client redacts a server's text with
-:func:`redact` before it enters an exception. Every exception pickles with all its fields,
-so it crosses a process boundary (``ProcessPoolExecutor``, Celery) intact.
+[`redact`][insider_webpush.errors.redact] before it enters an exception. Every exception
+pickles with all its fields, so it crosses a process boundary (`ProcessPoolExecutor`, Celery)
+intact.
+
+The tree:
+
+```text
+InsiderError
+├── ValidationError (also a ValueError)   bad input; nothing was sent
+├── TransportError                        no complete answer; .stage says how far it got
+└── APIError                              any other non-success status, or an unreadable 2xx
+    ├── BadRequestError                   400
+    ├── AuthenticationError               401
+    ├── FailedDependencyError             424, e.g. "SERVICE:-Campaign not found"
+    ├── RateLimitError                    429; .retry_after
+    └── ServerError                       5xx
+```
+
+The statuses are those of Insider's "Error Codes" list (400, 401, 424, 429); any other status
+is an `APIError` (a 5xx a `ServerError`).
 """
 
 from __future__ import annotations
@@ -39,9 +57,10 @@ def _restore(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, A
 class InsiderError(Exception):
     """Base of every error raised by insider-webpush.
 
-    ``ambiguous`` is True when the request may have been carried out by Insider although it
-    failed here (see :mod:`insider_webpush.outcomes`). Such a push may have gone out; it is
-    never resent automatically.
+    Attributes:
+        ambiguous: True when the request may have been carried out by Insider although it
+            failed here (see [`insider_webpush.outcomes`][insider_webpush.outcomes]). Such a
+            push may have gone out; it is never resent automatically.
     """
 
     ambiguous: bool = False
@@ -54,8 +73,16 @@ class InsiderError(Exception):
 class ValidationError(InsiderError, ValueError):
     """Input broke a documented rule; raised before anything is sent.
 
-    ``field`` names the input (``"title"``, ``"target.values"``, ``"timeout"``...) and
-    ``message`` the rule it broke, with its limit.
+    Also a `ValueError`. Its text is `"<field>: <message>"`; `ambiguous` is always False.
+
+    Args:
+        field: The input that broke the rule: `"title"`, `"target.values"`,
+            `"timeout"`...
+        message: The rule it broke, with its limit.
+
+    Attributes:
+        field: As given.
+        message: As given.
     """
 
     def __init__(self, field: str, message: str) -> None:
@@ -67,10 +94,18 @@ class ValidationError(InsiderError, ValueError):
 class TransportError(InsiderError):
     """The request failed below HTTP: no connection, a dropped connection, or a timeout.
 
-    ``stage`` (:class:`~insider_webpush.outcomes.Stage`) says how far the request got, as
-    the transport saw it on the wire: ``NOT_SENT`` (no byte left: safe to resend, and the
-    client does), ``WRITING`` (cut off while being written: certainly not carried out, not
-    resent automatically) or ``SENT`` (fully handed over, no complete answer: ambiguous).
+    Args:
+        message: What happened, without the API key.
+        stage: How far the request got, as the transport saw it on the wire:
+            `Stage.NOT_SENT` (no byte left: safe to resend, and the client does),
+            `Stage.WRITING` (cut off while being written: certainly not carried out, not
+            resent automatically) or `Stage.SENT` (fully handed over, no complete answer:
+            ambiguous).
+
+    Attributes:
+        message: As given.
+        stage: As given, a [`Stage`][insider_webpush.outcomes.Stage].
+        ambiguous: The outcome table's verdict for `stage`: True only for `Stage.SENT`.
     """
 
     def __init__(self, message: str, *, stage: Stage) -> None:
@@ -86,8 +121,23 @@ class TransportError(InsiderError):
 class APIError(InsiderError):
     """Insider answered with a status that is not a success, or with a body we cannot read.
 
-    ``status`` is the HTTP status, ``message`` the server's message (the API key redacted),
-    ``body`` the decoded answer, ``retry_after`` the seconds a ``Retry-After`` asked for.
+    Its text is `"HTTP <status>: <message>"`.
+
+    Args:
+        status: The HTTP status.
+        message: The server's message (the API key redacted), e.g. Insider's
+            `{"message": "..."}`.
+        body: The decoded answer: its JSON, its text when it is not JSON, or None when empty.
+        retry_after: The seconds a `Retry-After` header asked for, or None.
+        ambiguous: Whether the request may have been carried out; None (the default) takes
+            the outcome table's verdict for `status`.
+
+    Attributes:
+        status: As given.
+        message: As given.
+        body: As given.
+        retry_after: As given.
+        ambiguous: As given, or the outcome table's verdict.
     """
 
     def __init__(
@@ -111,11 +161,11 @@ class APIError(InsiderError):
 
 
 class BadRequestError(APIError):
-    """400: the server rejected the body."""
+    """400: the server rejected the body (a certain failure: nothing was launched)."""
 
 
 class AuthenticationError(APIError):
-    """401: the API key was refused."""
+    """401: the API key was refused (Insider answers `{"message": "Unauthorized"}`)."""
 
 
 class FailedDependencyError(APIError):
@@ -123,10 +173,11 @@ class FailedDependencyError(APIError):
 
 
 class RateLimitError(APIError):
-    """429: the key's quota was exceeded; ``retry_after`` is in seconds when known.
+    """429: the key's quota was exceeded; `retry_after` is in seconds when known.
 
-    Also raised, with nothing sent, while the key is paused by an earlier 429 for longer than
-    ``RetryPolicy.max_retry_after``: ``retry_after`` is then the pause still to run.
+    Insider's 429 *may* carry `Retry-After`. Also raised, with nothing sent, while the key is
+    paused by an earlier 429 for longer than `RetryPolicy.max_retry_after`: `retry_after` is
+    then the pause still to run.
     """
 
 
@@ -151,9 +202,19 @@ def error_for_status(
     retry_after: float | None = None,
     ambiguous: bool | None = None,
 ) -> APIError:
-    """The typed error for a non-success ``status``; ``message`` comes from the codec.
+    """The typed error for a non-success `status`.
 
-    ``ambiguous`` defaults to the outcome table's verdict for ``status``.
+    Args:
+        status: The HTTP status.
+        message: The server's message (from the codec's `error_message`); empty gives
+            `"unexpected status <status>"`.
+        body: The decoded answer.
+        retry_after: The seconds a `Retry-After` asked for, or None.
+        ambiguous: None (the default) takes the outcome table's verdict for `status`.
+
+    Returns:
+        A `BadRequestError` (400), `AuthenticationError` (401), `FailedDependencyError`
+            (424), `RateLimitError` (429), `ServerError` (5xx) or a plain `APIError`.
     """
     cls = _STATUS_TO_ERROR.get(status)
     if cls is None:
@@ -168,10 +229,18 @@ def error_for_status(
 
 
 def redact(value: object, secret: str) -> Any:
-    """``value`` with every occurrence of ``secret`` replaced, in strings, lists and dicts.
+    """Replace every occurrence of `secret` in `value` with `"<redacted>"`.
 
-    A server that echoes the request (its ``Authorization`` header included) must not put
+    A server that echoes the request (its `Authorization` header included) must not put
     the API key into an exception, a log line or a journal.
+
+    Args:
+        value: A decoded body: strings, and lists and dicts of them, are searched (dict
+            keys too); anything else is returned as it is.
+        secret: The text to remove, e.g. the API key.
+
+    Returns:
+        A copy of `value` without `secret`.
     """
     if isinstance(value, str):
         return value.replace(secret, REDACTED) if secret in value else value
