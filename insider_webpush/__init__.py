@@ -34,10 +34,10 @@ from .limiter import Limiter, SlidingWindowLimiter
 from .models import Draft, LaunchResult, Target, Timeouts, WebPush
 from .outcomes import Stage, Verdict
 from .retry import RetryPolicy
-from .testing import FakeInsider, Fault, RecordedRequest
 
 if TYPE_CHECKING:
     from .redis_limiter import RedisLimiter
+    from .testing import FakeInsider, Fault, RecordedRequest
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -79,6 +79,8 @@ __all__ = [
 if find_spec("redis") is not None:  # the `redis` extra; `import *` must work without it
     __all__ += ["RedisLimiter"]
 
+_TESTING = frozenset({"FakeInsider", "Fault", "RecordedRequest"})
+
 
 def __getattr__(name: str) -> Any:
     # RedisLimiter is imported on first use: without the `redis` extra, importing it names
@@ -87,4 +89,12 @@ def __getattr__(name: str) -> Any:
         from .redis_limiter import RedisLimiter
 
         return RedisLimiter
+    # The testing names are imported on first use too: FakeInsider's server loads aiohttp.web,
+    # which code that only sends has no use for.
+    if name in _TESTING:
+        from . import testing
+
+        value = getattr(testing, name)
+        globals()[name] = value  # found directly from now on
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -42,6 +42,7 @@ from .codec import (
 from .endpoints import DEFAULT_BASE_URL, ENDPOINTS, Operation
 from .errors import InsiderError, ValidationError
 from .models import Target, WebPush
+from .testing import DEFAULT_API_KEY, Fault
 
 if TYPE_CHECKING:
     from .batch import Outcome, PushItem
@@ -65,7 +66,7 @@ _TRUE = frozenset({"true", "yes", "1"})
 _FALSE = frozenset({"false", "no", "0"})
 _DEMO_KEY = "demo-key"  # the embedded fake's key: not a secret, and still never printed
 _DEMO_PARTNER = "10000001"
-_FAKE_DEFAULT_KEY = "test"
+_FAKE_DEFAULT_KEY = DEFAULT_API_KEY  # FakeInsider's own default
 
 
 _FILE_FORMATS = (
@@ -310,46 +311,14 @@ def _positive_float(text: str) -> float:
     return value
 
 
-_FAULT_OPTIONS = {"latency": "latency", "retry-after": "retry_after"}
-
-
-def _parse_fault(spec: str) -> dict[str, Any]:
-    """``--fault`` text to the keyword arguments of ``testing.Fault`` (syntax in the epilog)."""
-    head, *options = spec.split(",")
-    kwargs: dict[str, Any] = {}
-    what, _, at = head.partition("@")
-    what, _, probability = what.partition(":")
+def _parse_fault(spec: str) -> Fault:
+    """``--fault`` text to a ``testing.Fault``: ``Fault.parse`` reads it (syntax in the epilog)."""
     try:
-        if what == "drop":
-            kwargs["drop"] = True
-        elif what != "slow":
-            status = int(what)
-            if not 400 <= status <= 599:
-                raise ValueError(f"status {status} is not an error status (400-599)")
-            kwargs["status"] = status
-        if probability:
-            kwargs["probability"] = float(probability)
-            if not 0 < kwargs["probability"] <= 1:  # 0 would mean "every request" to Fault
-                raise ValueError("the probability must be more than 0 and at most 1")
-        if at:
-            kwargs["at"] = {int(at)}
-        for option in options:
-            name, eq, value = option.partition("=")
-            if name == "processed" and not eq:
-                kwargs["processed"] = True
-            elif name == "op" and eq:
-                kwargs["operation"] = Operation(value)
-            elif name in _FAULT_OPTIONS and eq:
-                kwargs[_FAULT_OPTIONS[name]] = float(value)
-            else:
-                raise ValueError(f"unknown option {option!r}")
-    except ValueError as exc:
+        return Fault.parse(spec)
+    except ValidationError as exc:
         raise argparse.ArgumentTypeError(
-            f"bad fault {spec!r}: {exc} (see fake-server --help)"
+            f"bad fault {spec!r}: {exc.message} (see fake-server --help)"
         ) from None
-    if what == "slow" and "latency" not in kwargs:
-        raise argparse.ArgumentTypeError(f"bad fault {spec!r}: 'slow' needs latency=SECONDS")
-    return kwargs
 
 
 # -- output ------------------------------------------------------------------------------
@@ -1018,9 +987,9 @@ async def _cmd_demo(args: argparse.Namespace, out: _Output) -> int:
 
 
 async def _cmd_fake_server(args: argparse.Namespace, out: _Output) -> int:
-    from .testing import FakeInsider, Fault
+    from .testing import FakeInsider
 
-    faults = [Fault(**kwargs) for kwargs in args.fault]
+    faults: list[Fault] = args.fault
     api_key = os.environ.get("INSIDER_API_KEY") or _FAKE_DEFAULT_KEY
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
