@@ -45,6 +45,10 @@ __all__ = [
 INCLUDE_UNENGAGED_WIRE_KEY = "include_unengage"
 INCLUDE_UNENGAGED_PYTHON_KEY = _PYTHON_ONLY_SPELLING = "include_unengaged"
 _TARGET_FIELDS = frozenset(a.name for a in attrs.fields(Target))
+PUSH_WIRE_KEYS = tuple(
+    INCLUDE_UNENGAGED_WIRE_KEY if a.name == _PYTHON_ONLY_SPELLING else a.name
+    for a in attrs.fields(WebPush)
+)  # a launch body's keys, in the model's order
 
 converter = cattrs.Converter()
 

@@ -41,6 +41,7 @@ __all__ = [
     "TransportError",
     "ValidationError",
     "error_for_status",
+    "printable",
     "redact",
 ]
 
@@ -249,3 +250,25 @@ def redact(value: object, secret: str) -> Any:
     if isinstance(value, list):
         return [redact(v, secret) for v in value]
     return value
+
+
+def printable(text: str) -> str:
+    """``text`` with every unprintable character escaped (``\\x1b``, ``\\ud800``...).
+
+    Text read from a file or a server goes through this before it is shown: an ANSI escape
+    sequence must not reach a terminal raw, and a lone surrogate can't be written to one.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else _escape(c) for c in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return (
+        f"\\x{code:02x}"
+        if code < 0x100
+        else f"\\u{code:04x}"
+        if code < 0x10000
+        else f"\\U{code:08x}"
+    )
