@@ -1,18 +1,19 @@
-"""Keep one API key under its quota: never more than ``rate_limit`` request starts in any
-sliding window of ``rate_period`` seconds, while sustaining at least 99 % of that rate.
+"""Keep one API key under its quota: never more than `rate_limit` request starts in any
+sliding window of `rate_period` seconds, while sustaining at least 99 % of that rate.
 
-Why not ``AsyncLimiter(rate_limit, rate_period)``: a leaky bucket of capacity ``B`` draining
-``r`` per second admits up to ``floor(B + r*T)`` starts in any window of ``T`` seconds, so
-6000/60 lets ~12 000 through in the first minute. We use a small ``B`` and
-``r = (rate_limit + 1 - B) / (rate_period * (1 + margin))``: then ``B + r*rate_period`` stays
-below ``rate_limit + 1`` and no window holds more than ``rate_limit``. The margin (0.5 % of the
+Why not `AsyncLimiter(rate_limit, rate_period)`: a leaky bucket of capacity `B` draining
+`r` per second admits up to `floor(B + r*T)` starts in any window of `T` seconds, so
+6000/60 lets ~12 000 through in the first minute. We use a small `B` and
+`r = (rate_limit + 1 - B) / (rate_period * (1 + margin))`: then `B + r*rate_period` stays
+below `rate_limit + 1` and no window holds more than `rate_limit`. The margin (0.5 % of the
 period by default) absorbs the jitter between a start here and its arrival at Insider, who
-counts arrivals. A start is the moment :meth:`Limiter.acquire` returns; the client calls it
-once the connection is ready, immediately before the request's first byte is written
-(:mod:`insider_webpush.transport`), so a start is the moment the request goes on the wire.
+counts arrivals. A start is the moment [`Limiter.acquire`][insider_webpush.limiter.Limiter.acquire]
+returns; the client calls it once the connection is ready, immediately before the request's
+first byte is written ([`insider_webpush.transport`][insider_webpush.transport]), so a start
+is the moment the request goes on the wire.
 
 Limiters are per event loop and per process (aiolimiter's are); for several processes or
-hosts use :class:`insider_webpush.redis_limiter.RedisLimiter`.
+hosts use [`RedisLimiter`][insider_webpush.redis_limiter.RedisLimiter].
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ __all__ = [
 
 logger = logging.getLogger("insider_webpush")
 
-DEFAULT_MARGIN = 0.005  # of rate_period; see the module docstring
+DEFAULT_MARGIN = 0.005
+"""The margin, as a fraction of `rate_period`, kept for the jitter between a start and its
+arrival at Insider (0.5 %: 0.3 s of a minute)."""
 # B: 24 of 6000. A waiter woken late by up to (B - 1) / r seconds (a busy event loop) loses
 # no throughput; a larger B would cost sustained rate, since B + r * period is fixed.
 _BURST_FRACTION = 0.004
@@ -50,29 +53,63 @@ _BURST_FRACTION = 0.004
 
 @runtime_checkable
 class Limiter(Protocol):
-    """What the client needs of a rate limiter."""
+    """What the client needs of a rate limiter.
+
+    Any object with these three methods will do (the check is structural, at run time too):
+    `WebPushClient(limiter=...)` takes one for launch v2.
+    [`SlidingWindowLimiter`][insider_webpush.limiter.SlidingWindowLimiter] and
+    [`RedisLimiter`][insider_webpush.redis_limiter.RedisLimiter] are the SDK's.
+    """
 
     async def acquire(self, *, max_pause: float = math.inf) -> None:
         """Wait until one more request may start now.
 
-        Raise :class:`~insider_webpush.errors.RateLimitError` (nothing may start) instead of
-        waiting out a pause set by :meth:`penalize` that has more than ``max_pause`` seconds
-        to run, whether it was set before the call or while it waited.
+        Args:
+            max_pause: The longest pause set by `penalize` to wait out, in seconds
+                (default: any).
+
+        Raises:
+            RateLimitError: A pause has more than `max_pause` seconds to run, whether it was
+                set before the call or while it waited; nothing may start.
         """
 
     def penalize(self, seconds: float) -> None:
-        """Let no request start for ``seconds`` from now (the server said 429)."""
+        """Let no request start for `seconds` from now (the server said 429).
+
+        Args:
+            seconds: The pause, in seconds; 0 or less does nothing, and a pause never ends
+                earlier than one already set.
+        """
 
     def paused_for(self) -> float:
-        """Seconds until a pause set by :meth:`penalize` ends; 0 when not paused."""
+        """Seconds until a pause set by `penalize` ends; 0 when not paused."""
 
 
 class SlidingWindowLimiter:
     """The in-process limiter: aiolimiter's leaky bucket sized for a hard window bound.
 
-    Guarantee: at most ``rate_limit`` calls of :meth:`acquire` return in any window of
-    ``rate_period`` seconds; under steady demand it lets through
-    ``(rate_limit + 1 - burst) / (1 + margin)`` per period, >= 99 % for quotas of 200 and up.
+    Guarantee: at most `rate_limit` calls of `acquire` return in any window of
+    `rate_period` seconds; under steady demand it lets through
+    `(rate_limit + 1 - burst) / (1 + margin)` per period, >= 99 % for quotas of 200 and up.
+    It belongs to one event loop; the client shares one per loop, API key and operation
+    ([`shared_limiter`][insider_webpush.limiter.shared_limiter]).
+
+    Args:
+        rate_limit: Request starts per window: a whole number, at least 1.
+        rate_period: The window, in seconds: finite and above 0.
+        burst: How many may start at once: 1 to `rate_limit`; None (the default) takes 0.4 %
+            of `rate_limit`, at least 2 (24 for 6000).
+        margin: The fraction of `rate_period` kept for arrival jitter, between 0 and 1
+            (default [`DEFAULT_MARGIN`][insider_webpush.limiter.DEFAULT_MARGIN], 0.5 %).
+
+    Attributes:
+        rate_limit: As given.
+        rate_period: As given, a float.
+        burst: As given, or the default's value.
+        margin: As given.
+
+    Raises:
+        ValueError: A value is out of its range.
     """
 
     def __init__(
@@ -112,6 +149,16 @@ class SlidingWindowLimiter:
         return self._bucket.max_rate / self._bucket.time_period
 
     async def acquire(self, *, max_pause: float = math.inf) -> None:
+        """Wait until one more request may start now.
+
+        Args:
+            max_pause: The longest pause set by `penalize` to wait out, in seconds
+                (default: any).
+
+        Raises:
+            RateLimitError: A pause has more than `max_pause` seconds to run, whether it was
+                set before the call or while it waited; nothing may start.
+        """
         loop = asyncio.get_running_loop()
         while True:
             pause = self._resume_at - loop.time()
@@ -145,6 +192,14 @@ class SlidingWindowLimiter:
         return not granted.cancelled() and granted.exception() is None
 
     def penalize(self, seconds: float) -> None:
+        """Let no request start for `seconds` from now (the server said 429).
+
+        Requests already queued look at the pause at once.
+
+        Args:
+            seconds: The pause, in seconds; 0 or less does nothing, and a pause never ends
+                earlier than one already set.
+        """
         if seconds > 0:
             now = asyncio.get_running_loop().time()
             self._resume_at = max(self._resume_at, now + seconds)
@@ -153,6 +208,7 @@ class SlidingWindowLimiter:
                     woken.set_result(None)
 
     def paused_for(self) -> float:
+        """Seconds until a pause set by `penalize` ends; 0 when not paused."""
         return max(0.0, self._resume_at - asyncio.get_running_loop().time())
 
     def __repr__(self) -> str:
@@ -163,7 +219,16 @@ class SlidingWindowLimiter:
 
 
 def paused_error(pause: float, max_pause: float) -> RateLimitError:
-    """What :meth:`Limiter.acquire` raises for a pause longer than its ``max_pause``."""
+    """What `Limiter.acquire` raises for a pause longer than its `max_pause`.
+
+    Args:
+        pause: The pause still to run, in seconds.
+        max_pause: The longest pause the caller would wait, in seconds.
+
+    Returns:
+        A 429 [`RateLimitError`][insider_webpush.errors.RateLimitError] with `retry_after`
+            set to `pause`, not ambiguous: nothing was sent.
+    """
     return RateLimitError(
         429,
         f"the key is paused by an earlier 429 for {pause:.1f} s more, longer than the "
@@ -174,11 +239,19 @@ def paused_error(pause: float, max_pause: float) -> RateLimitError:
 
 
 def key_fingerprint(api_key: str) -> str:
-    """A short, one-way name for an API key: enough to share a quota, useless to an attacker."""
+    """A short, one-way name for an API key: enough to share a quota, useless to an attacker.
+
+    Args:
+        api_key: The key.
+
+    Returns:
+        The first 16 hex digits of the key's SHA-256.
+    """
     return hashlib.sha256(api_key.encode()).hexdigest()[:16]
 
 
-LimiterKey = tuple[str, str, str]  # (base_url, key_fingerprint, operation)
+LimiterKey = tuple[str, str, str]
+"""What a shared limiter is keyed by: `(base_url, key_fingerprint, quota group)`."""
 
 _registry: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, dict[LimiterKey, SlidingWindowLimiter]
@@ -186,10 +259,21 @@ _registry: weakref.WeakKeyDictionary[
 
 
 def shared_limiter(key: LimiterKey, rate_limit: int, rate_period: float) -> SlidingWindowLimiter:
-    """The one limiter of this event loop for ``key``; made on first use.
+    """The one limiter of this event loop for `key`; made on first use.
 
     Every client of one key and operation shares it, so they share the quota. The first
-    client's ``rate_limit``/``rate_period`` win; a client asking for others is told in the log.
+    client's `rate_limit`/`rate_period` win; a client asking for others is told in the log.
+
+    Args:
+        key: `(base_url, key_fingerprint, quota group)`.
+        rate_limit: Request starts per window, for a new limiter.
+        rate_period: The window in seconds, for a new limiter.
+
+    Returns:
+        The limiter.
+
+    Raises:
+        RuntimeError: No event loop is running.
     """
     per_loop = _registry.setdefault(asyncio.get_running_loop(), {})
     limiter = per_loop.get(key)

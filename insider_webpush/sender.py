@@ -1,7 +1,8 @@
 """What a batch needs of a client: prepare a launch once, then send exactly those bytes.
 
-:class:`Sender` is the small protocol :mod:`insider_webpush.batch` depends on, so that the
-batch composes a sender rather than importing :class:`~insider_webpush.WebPushClient`.
+[`Sender`][insider_webpush.sender.Sender] is the small protocol
+[`insider_webpush.batch`][insider_webpush.batch] depends on, so that the batch composes a
+sender rather than importing [`WebPushClient`][insider_webpush.client.WebPushClient].
 """
 
 from __future__ import annotations
@@ -23,9 +24,16 @@ from here."""
 
 
 class PreparedLaunch(NamedTuple):
-    """A launch encoded once: ``request.body`` is exactly what goes on the wire.
+    """A launch encoded once: `request.body` is exactly what goes on the wire.
 
     (A named tuple: built on every send, and a tuple is the cheapest immutable record.)
+
+    Attributes:
+        push: The push.
+        campaign_id: The draft it launches, or None for the literal path.
+        endpoint: Launch v1's or v2's endpoint.
+        path: The request's path, e.g. `/v2/single/25696`.
+        request: The request: method, URL, body bytes and headers (the key among them).
     """
 
     push: WebPush
@@ -44,16 +52,41 @@ class PreparedLaunch(NamedTuple):
 
 
 class Sender(Protocol):
-    """Prepares and sends launches; :class:`~insider_webpush.WebPushClient` is one."""
+    """Prepares and sends launches;
+    [`WebPushClient`][insider_webpush.client.WebPushClient] is one."""
 
     def prepare_launch(
         self, push: WebPush, *, campaign_id: int | None = None, api_version: str = "v2"
     ) -> PreparedLaunch:
-        """Validate and encode a launch, or raise ``ValidationError``; nothing is sent."""
+        """Validate and encode a launch; nothing is sent.
+
+        Args:
+            push: The push.
+            campaign_id: The draft to launch, a positive `int`, or None for the literal path.
+            api_version: `"v2"` or `"v1"`.
+
+        Returns:
+            The launch, encoded once.
+
+        Raises:
+            ValidationError: The launch cannot be sent as given.
+        """
         ...
 
     async def send_prepared(
         self, launch: PreparedLaunch, *, on_attempt: AttemptHook | None = None
     ) -> LaunchResult:
-        """Send a prepared launch; raise an ``InsiderError`` when it failed."""
+        """Send a prepared launch: exactly its bytes, on every attempt.
+
+        Args:
+            launch: From `prepare_launch`.
+            on_attempt: Called with the attempt's number before each attempt's first byte.
+
+        Returns:
+            Insider's answer.
+
+        Raises:
+            InsiderError: The launch failed; its `ambiguous` says whether it may have gone
+                out.
+        """
         ...

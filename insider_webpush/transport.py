@@ -1,22 +1,26 @@
 """The one place that touches the wire: send one prepared request, say how far it got.
 
-A :class:`Transport` sends one :class:`Request` and returns its :class:`Response`, or raises
-:class:`~insider_webpush.errors.TransportError` whose ``stage`` says how far the request
-got (:class:`~insider_webpush.outcomes.Stage`): it never left, it was being written, or it
-was fully handed to the operating system and no complete answer came back. The client reads
-the verdict from the outcome table; nothing above this module looks at an exception's type.
+A [`Transport`][insider_webpush.transport.Transport] sends one
+[`Request`][insider_webpush.transport.Request] and returns its
+[`Response`][insider_webpush.transport.Response], or raises
+[`TransportError`][insider_webpush.errors.TransportError] whose `stage` says how far the
+request got ([`Stage`][insider_webpush.outcomes.Stage]): it never left, it was being written,
+or it was fully handed to the operating system and no complete answer came back. The client
+reads the verdict from the outcome table; nothing above this module looks at an exception's
+type.
 
-Every transport awaits the request's ``gate`` once the connection is ready and immediately
+Every transport awaits the request's `gate` once the connection is ready and immediately
 before the first byte is written: that is where the client takes the quota's grant (and the
 batch journal writes ahead), so time spent waiting for a pooled connection, connecting or in
 TLS never bunches arrivals at the server. A gate that raises leaves the request unsent, and
 its exception propagates as it is.
 
-:class:`AiohttpTransport` is the implementation, on aiohttp's public API: its
-:class:`WireConnector` runs the gate when aiohttp hands it a connection, checks that a pooled
-connection is still open before and after the gate (the keep-alive race: a server that closed
-an idle connection), and aiohttp's ``UploadTracker`` says whether the request was written in
-full. Tests, FakeInsider's in-process mode and the benchmarks implement the same protocol.
+[`AiohttpTransport`][insider_webpush.transport.AiohttpTransport] is the implementation, on
+aiohttp's public API: its [`WireConnector`][insider_webpush.transport.WireConnector] runs the
+gate when aiohttp hands it a connection, checks that a pooled connection is still open before
+and after the gate (the keep-alive race: a server that closed an idle connection), and
+aiohttp's `UploadTracker` says whether the request was written in full. Tests, FakeInsider's
+in-process mode and the benchmarks implement the same protocol.
 """
 
 from __future__ import annotations
@@ -45,14 +49,23 @@ __all__ = [
     "WireConnector",
 ]
 
-DEFAULT_POOL_SIZE: Final = 100  # aiohttp's default connection limit
+DEFAULT_POOL_SIZE: Final = 100
+"""Connections an [`AiohttpTransport`][insider_webpush.transport.AiohttpTransport] keeps at
+most: aiohttp's default connection limit."""
 
 Gate = Callable[[], Awaitable[None]]
 """Awaited once the connection is ready, immediately before the first byte is written."""
 
 
 class Request(NamedTuple):
-    """One request, encoded once: ``body`` is exactly the bytes that go on the wire."""
+    """One request, encoded once: `body` is exactly the bytes that go on the wire.
+
+    Attributes:
+        method: The HTTP method, e.g. `"POST"`.
+        url: The absolute URL.
+        body: The body bytes.
+        headers: The request's headers (`Authorization` holds the key: never log them).
+    """
 
     method: str
     url: str
@@ -61,7 +74,13 @@ class Request(NamedTuple):
 
 
 class Response(NamedTuple):
-    """A complete answer: the status, its headers and the whole body."""
+    """A complete answer: the status, its headers and the whole body.
+
+    Attributes:
+        status: The HTTP status.
+        headers: The answer's headers; their names may be in any case.
+        body: The whole body, as bytes.
+    """
 
     status: int
     headers: Mapping[str, str]
@@ -70,16 +89,30 @@ class Response(NamedTuple):
 
 @runtime_checkable
 class Transport(Protocol):
-    """Sends one request; the seam every request of the SDK goes through."""
+    """Sends one request; the seam every request of the SDK goes through.
+
+    Any object with these two methods will do (the check is structural, at run time too):
+    `WebPushClient(transport=...)` takes one, e.g. `FakeInsider.transport()`.
+    """
 
     async def send(self, request: Request, gate: Gate, timeouts: Timeouts) -> Response:
-        """Send ``request`` once and return its complete answer.
+        """Send `request` once and return its complete answer.
 
-        Await ``gate()`` exactly once, when the connection is ready and immediately before the
+        Await `gate()` exactly once, when the connection is ready and immediately before the
         first byte is written; if it raises, write nothing and let its exception propagate.
-        Raise :class:`TransportError` with the :class:`Stage` the request reached for any
-        failure below HTTP, including the ``timeouts`` (``total`` not counting the gate).
         Never follow a redirect.
+
+        Args:
+            request: The request; send exactly its bytes.
+            gate: Awaited once before the first byte is written (the quota's grant).
+            timeouts: The attempt's timeouts (`total` not counting the gate).
+
+        Returns:
+            The complete answer, whatever its status.
+
+        Raises:
+            TransportError: Any failure below HTTP, including the timeouts, with the
+                [`Stage`][insider_webpush.outcomes.Stage] the request reached.
         """
         ...
 
@@ -217,13 +250,15 @@ class _StaleConnection(Exception):
 
 
 class WireConnector(aiohttp.TCPConnector):
-    """A ``TCPConnector`` that holds each SDK request at the wire for its gate.
+    """A `TCPConnector` that holds each SDK request at the wire for its gate.
 
-    For a request sent by :class:`AiohttpTransport`, :meth:`connect` gets a connection as
-    usual (waiting for a free one in the pool or opening one), skips a pooled one the server
-    has closed, runs the request's gate, and checks the connection again: aiohttp then
-    writes the request at once. Other requests pass through untouched, so one connector can
-    serve the SDK and the rest of an application. Takes ``TCPConnector``'s arguments.
+    For a request sent by [`AiohttpTransport`][insider_webpush.transport.AiohttpTransport],
+    `connect` gets a connection as usual (waiting for a free one in the pool or opening one),
+    skips a pooled one the server has closed, runs the request's gate, and checks the
+    connection again: aiohttp then writes the request at once. Other requests pass through
+    untouched, so one connector can serve the SDK and the rest of an application. Takes
+    `aiohttp.TCPConnector`'s arguments, e.g. `WireConnector(limit=100)`; a session lent to
+    the client with `session=` must use one.
     """
 
     async def connect(
@@ -269,13 +304,25 @@ def _client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
 
 
 class AiohttpTransport:
-    """The :class:`Transport` over an aiohttp session.
+    """The [`Transport`][insider_webpush.transport.Transport] over an aiohttp session.
 
-    ``session``: a session to borrow (never closed here); it must use a :class:`WireConnector`
-    (``aiohttp.ClientSession(connector=WireConnector(...))``), since the wire is observed
-    through it, else ``ValidationError``. Without one, the transport makes its own on first
-    use, with a pool of ``pool_size`` connections kept ``timeouts.keepalive`` seconds when
-    idle. Redirects are never followed.
+    Redirects are never followed.
+
+    Args:
+        session: A session to borrow, never closed here. It must use a
+            [`WireConnector`][insider_webpush.transport.WireConnector]
+            (`aiohttp.ClientSession(connector=WireConnector(...))`), since the wire is
+            observed through it. None (the default): the transport makes its own on first
+            use, and closes it in `aclose`.
+        timeouts: The timeouts of the transport's own session (its pool and keep-alive);
+            `Timeouts()` when None.
+        pool_size: Connections of the transport's own session, at least 1 (default
+            [`DEFAULT_POOL_SIZE`][insider_webpush.transport.DEFAULT_POOL_SIZE], 100), each
+            kept `timeouts.keepalive` seconds when idle.
+
+    Raises:
+        ValidationError: `session` does not use a `WireConnector`, or `pool_size` is not a
+            whole number of at least 1.
     """
 
     def __init__(
@@ -326,6 +373,22 @@ class AiohttpTransport:
         return session
 
     async def send(self, request: Request, gate: Gate, timeouts: Timeouts) -> Response:
+        """Send `request` once and return its complete answer.
+
+        Args:
+            request: The request; exactly its bytes are sent.
+            gate: Awaited once the connection is ready, immediately before the first byte.
+            timeouts: The attempt's timeouts (`total` not counting the gate).
+
+        Returns:
+            The complete answer, whatever its status.
+
+        Raises:
+            TransportError: Any failure below HTTP (refused, reset, closed, a timeout), with
+                the [`Stage`][insider_webpush.outcomes.Stage] the request reached and the key
+                redacted from its message.
+            RuntimeError: The session lent to the transport is closed.
+        """
         session = self._session_for_request()
         cached = self._client_timeout
         if cached[0] is not timeouts:
@@ -371,6 +434,7 @@ class AiohttpTransport:
         raise error
 
     async def aclose(self) -> None:
+        """Close the transport's own session; a borrowed one stays open."""
         if self._owns_session and self._session is not None:
             await self._session.close()
         self._session = None
