@@ -1,4 +1,13 @@
-"""``WebPushClient``: the session, the operations, and the one path every request takes."""
+"""`WebPushClient`: the session, the operations, and the one path every request takes.
+
+```python
+from insider_webpush import WebPush, WebPushClient
+
+async with WebPushClient(api_key, partner_id="10000001") as client:
+    result = await client.send(WebPush(title=..., description=..., image=..., link=..., ttl=3600))
+    result.campaign_id
+```
+"""
 
 from __future__ import annotations
 
@@ -57,7 +66,9 @@ __all__ = ["DEFAULT_TIMEOUT", "WebPushClient"]
 
 logger = logging.getLogger("insider_webpush")
 
-DEFAULT_TIMEOUT = Timeouts().total  # seconds for one attempt; see Timeouts
+DEFAULT_TIMEOUT = Timeouts().total
+"""Seconds one attempt of a request may take by default (30); see
+[`Timeouts`][insider_webpush.models.Timeouts]."""
 _LAUNCHES = {"v1": ENDPOINTS[Operation.LAUNCH_V1], "v2": ENDPOINTS[Operation.LAUNCH_V2]}
 
 
@@ -110,35 +121,52 @@ def _check_base_url(base_url: object) -> str:
 class WebPushClient:
     """An asyncio client for Insider One's Single Web Push API.
 
-    Use it as ``async with WebPushClient(api_key, partner_id=...) as client:`` or call
-    :meth:`close`. Every attempt of every request takes a grant of the key's quota (shared by
+    Use it as `async with WebPushClient(api_key, partner_id=...) as client:` or call
+    `close`. Every attempt of every request takes a grant of the key's quota (shared by
     every client of the key in this event loop) at the wire, immediately before its first
     byte is written, and a request is resent only when it certainly did not go out
-    (:mod:`insider_webpush.outcomes`).
+    ([`insider_webpush.outcomes`][insider_webpush.outcomes]). The API key is in no `repr`,
+    log line or exception; logging goes to `logging.getLogger("insider_webpush")`.
 
-    Arguments (all but ``api_key`` keyword-only):
+    Args:
+        api_key: The Bearer key of Insider's Web Push API (one per API, shown once when
+            made). Never logged or shown.
+        partner_id: Your partner id (InOne Settings > Account Settings), a non-empty string;
+            an `int` is kept as its string. Fills every push without its own; `create` and
+            `delete` need it. None by default.
+        base_url: `https://host[:port][/path]`, with no user info, query or fragment and a
+            port from 1 to 65535; plain `http://` only for loopback hosts (the fake).
+            Default [`DEFAULT_BASE_URL`][insider_webpush.endpoints.DEFAULT_BASE_URL],
+            `https://web-push.api.useinsider.com`.
+        rate_limit: Launch v2's quota per key: request starts per `rate_period`, from 1 to
+            10**9 (default 6000, Insider's documented rate).
+        rate_period: The quota's window, in seconds: finite and above 0 (default 60.0).
+        limiter: Replaces launch v2's shared limiter: any object with `acquire`, `penalize`
+            and `paused_for` (a [`Limiter`][insider_webpush.limiter.Limiter]). None (the
+            default) shares one per event loop, base URL, key and operation.
+        retry: When to try a request again; None (the default) is `RetryPolicy()`: up to
+            5 attempts, only of what certainly did not go out.
+        timeout: Bounds one attempt: waiting for a pooled connection, connecting and the
+            answer; not the wait for the quota. A number of seconds sets `Timeouts.total`
+            (default 30.0); a [`Timeouts`][insider_webpush.models.Timeouts] sets each part.
+        session: An `aiohttp.ClientSession` to borrow, never closed here; it must use
+            [`WireConnector`][insider_webpush.transport.WireConnector]. None (the default):
+            the client makes its own on first use and closes it in `close`.
+        transport: The wire itself, e.g. `FakeInsider.transport()`: any
+            [`Transport`][insider_webpush.transport.Transport]; not closed here. Excludes
+            `session`. None by default.
+        redis_url: Share the quota through Redis at this URL, e.g.
+            `"redis://host:6379/0"`, across processes and hosts
+            ([`insider_webpush.redis_limiter`][insider_webpush.redis_limiter]; needs the
+            `redis` extra). None (the default) keeps it in this process.
+        redis_fallback_processes: While Redis is unreachable, go on alone at
+            `rate_limit // redis_fallback_processes` per process; at least 1, and needs
+            `redis_url`. None (the default) fails closed: sends raise `TransportError` and
+            nothing is sent.
 
-    - ``api_key`` (str): the Bearer key of Insider's Web Push API. Never logged or shown.
-    - ``partner_id`` (str | int | None): fills every push without its own; needed by
-      :meth:`create` and :meth:`delete`.
-    - ``base_url`` (str, default ``https://web-push.api.useinsider.com``):
-      ``https://host[:port][/path]``; ``http://`` only for loopback hosts (the fake).
-    - ``rate_limit`` (int, default 6000) and ``rate_period`` (float seconds, default 60):
-      launch v2's quota per key (Insider's documented 6000 per minute).
-    - ``limiter`` (:class:`~insider_webpush.limiter.Limiter` | None): replaces launch v2's
-      shared limiter.
-    - ``retry`` (:class:`~insider_webpush.retry.RetryPolicy` | None): when to try again.
-    - ``timeout`` (float seconds | :class:`~insider_webpush.models.Timeouts`, default 30):
-      bounds one attempt (waiting for a connection, connecting and the answer; not the wait
-      for the quota). A number sets ``Timeouts.total``.
-    - ``session`` (aiohttp.ClientSession | None): a session to borrow, never closed here; it
-      must use :class:`~insider_webpush.transport.WireConnector`.
-    - ``transport`` (:class:`~insider_webpush.transport.Transport` | None): the wire itself,
-      e.g. ``FakeInsider.transport()``; not closed here. Excludes ``session``.
-    - ``redis_url``, ``redis_fallback_processes``: share the quota through Redis
-      (:mod:`insider_webpush.redis_limiter`).
-
-    Raises ``ValidationError`` naming the argument and its limit for any bad value.
+    Raises:
+        ValidationError: An argument is out of its range or of the wrong type; `field`
+            names it and the message gives the limit.
     """
 
     def __init__(
@@ -212,9 +240,20 @@ class WebPushClient:
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> Self:
-        """A client from ``INSIDER_API_KEY``, ``INSIDER_PARTNER_ID`` and ``INSIDER_BASE_URL``.
+        """A client from the environment.
 
-        Keyword arguments are passed on and win over the environment.
+        Reads `INSIDER_API_KEY` (required), `INSIDER_PARTNER_ID` and `INSIDER_BASE_URL`
+        (optional; empty counts as unset).
+
+        Args:
+            **kwargs: Passed on to the constructor; `partner_id` and `base_url` given here
+                win over the environment.
+
+        Returns:
+            The client.
+
+        Raises:
+            ValidationError: `INSIDER_API_KEY` is not set, or an argument is invalid.
         """
         api_key = os.environ.get("INSIDER_API_KEY")
         if not api_key:
@@ -225,14 +264,17 @@ class WebPushClient:
 
     @property
     def base_url(self) -> str:
+        """The base URL, normalized: the host in lower case, no default port, no final `/`."""
         return self._base_url
 
     @property
     def partner_id(self) -> str | None:
+        """The client's partner id, as a string, or None."""
         return self._partner_id
 
     @property
     def timeouts(self) -> Timeouts:
+        """The timeouts of one attempt."""
         return self._timeouts
 
     def __repr__(self) -> str:
@@ -253,7 +295,10 @@ class WebPushClient:
         await self.close()
 
     async def close(self) -> None:
-        """Close the connections the client opened; a lent ``session``/``transport`` stays open."""
+        """Close the connections the client opened.
+
+        A lent `session` or `transport` stays open. `async with` calls this on the way out.
+        """
         if self._owns_transport:
             await self._transport.aclose()
         # Shared Redis limiters are counted per user; the last one closes the connection.
@@ -267,11 +312,22 @@ class WebPushClient:
     def prepare_launch(
         self, push: WebPush, *, campaign_id: int | None = None, api_version: str = "v2"
     ) -> PreparedLaunch:
-        """Validate ``push`` and encode its launch once; nothing is sent.
+        """Validate `push` and encode its launch once; nothing is sent.
 
-        Raises ``ValidationError`` for a ``campaign_id`` that is not a positive ``int``, an
-        ``api_version`` other than ``"v1"``/``"v2"``, a push that is not a ``WebPush``, or a
-        push without a partner id on a client without one.
+        Args:
+            push: The push.
+            campaign_id: The draft to launch, a positive `int` from `create`; None (the
+                default) posts to the literal path `/v2/single/campaign_id`.
+            api_version: `"v2"` (the default, 6000 per minute) or `"v1"` (30 per minute).
+
+        Returns:
+            The launch, whose body is exactly the bytes `send_prepared` sends.
+
+        Raises:
+            ValidationError: `campaign_id` is not a positive `int` (a string or a `bool` is
+                refused, so no input can steer the request to another path),
+                `api_version` is not `"v1"` or `"v2"`, `push` is not a `WebPush`, neither
+                the push nor the client has a partner id, or the body would exceed 64 KiB.
         """
         endpoint = _LAUNCHES.get(api_version)
         if endpoint is None:
@@ -301,14 +357,36 @@ class WebPushClient:
         api_version: str = "v2",
         on_attempt: AttemptHook | None = None,
     ) -> LaunchResult:
-        """Launch ``push``; to the draft ``campaign_id`` (an ``int`` from :meth:`create`) when
-        given, else to the literal path Insider's samples use.
+        """Launch `push`.
 
-        ``api_version`` is ``"v2"`` (6000/min) or ``"v1"`` (30/min). ``on_attempt(n)`` is
-        called once per attempt, after its quota grant and immediately before its first byte
-        is written. Raises ``ValidationError`` before anything is sent (see
-        :meth:`prepare_launch`), or an :class:`~insider_webpush.errors.InsiderError` whose
-        ``ambiguous`` says whether the push may have gone out.
+        Every attempt takes a grant of the key's quota first; only what certainly did not go
+        out is tried again (a 429, a request of which no byte was sent), as `retry` allows.
+
+        Args:
+            push: The push. Without its own `partner_id` it takes the client's.
+            campaign_id: The draft to launch, a positive `int` from `create`; None (the
+                default) posts to the literal path `/v2/single/campaign_id`, as Insider's
+                samples do.
+            api_version: `"v2"` (the default, 6000 per minute) or `"v1"` (30 per minute);
+                each has its own quota.
+            on_attempt: Called as `on_attempt(n)` with the attempt's number (1, 2, ...) once
+                per attempt, after its quota grant and immediately before its first byte is
+                written; an [`AttemptHook`][insider_webpush.sender.AttemptHook]. A hook that
+                raises stops the send with nothing written. None by default.
+
+        Returns:
+            Insider's answer; `campaign_id` is the launched campaign's id.
+
+        Raises:
+            ValidationError: Before anything is sent (see `prepare_launch`).
+            RateLimitError: A 429 whose `Retry-After` exceeds `retry.max_retry_after`, a key
+                paused that long by an earlier 429 (nothing sent), or the attempts ran out.
+            APIError: Any other non-success answer (`BadRequestError`,
+                `AuthenticationError`, `FailedDependencyError`, `ServerError`...), or a
+                success body that cannot be read; `ambiguous` says whether the push may have
+                gone out.
+            TransportError: No complete answer; `stage` says how far the request got, and
+                `ambiguous` whether the push may have gone out.
         """
         launch = self.prepare_launch(push, campaign_id=campaign_id, api_version=api_version)
         # send_prepared's two lines, inlined: one coroutine less on every launch.
@@ -317,7 +395,18 @@ class WebPushClient:
     async def send_prepared(
         self, launch: PreparedLaunch, *, on_attempt: AttemptHook | None = None
     ) -> LaunchResult:
-        """Send a launch from :meth:`prepare_launch`: exactly its bytes, on every attempt."""
+        """Send a launch from `prepare_launch`: exactly its bytes, on every attempt.
+
+        Args:
+            launch: From `prepare_launch`.
+            on_attempt: As for `send`.
+
+        Returns:
+            Insider's answer.
+
+        Raises:
+            InsiderError: As `send` raises, but no `ValidationError`.
+        """
         response = await self._request(launch.endpoint, launch.request, on_attempt)
         return self._result(response)
 
@@ -331,7 +420,22 @@ class WebPushClient:
     async def create(
         self, title: str, *, language: str = DEFAULT_LANGUAGE, is_all: bool = False
     ) -> int:
-        """Create a draft campaign and return its id, to launch later with ``send``."""
+        """Create a draft campaign (`POST /v1/single`, 30 per minute); creating sends nothing.
+
+        Args:
+            title: The draft's title, 1 to 100 characters; Insider refuses a title already in
+                use (a 400).
+            language: The campaign's language (default `"all_ALL"`).
+            is_all: True to send to every subscriber; False (the default) for a targeted
+                launch.
+
+        Returns:
+            The draft's campaign id, to launch later with `send(push, campaign_id=...)`.
+
+        Raises:
+            ValidationError: The client has no partner id, or a value breaks its rule.
+            InsiderError: As for `send`.
+        """
         if self._partner_id is None:
             raise ValidationError("partner_id", "is required on the client to create a draft")
         draft = Draft(partner_id=self._partner_id, title=title, language=language, is_all=is_all)
@@ -342,7 +446,17 @@ class WebPushClient:
         return self._result(response).campaign_id
 
     async def delete(self, campaign_id: int) -> None:
-        """Delete the draft campaign ``campaign_id`` (a positive ``int``)."""
+        """Delete a draft campaign (`DELETE /v1/single/{campaign_id}`, 30 per minute).
+
+        Args:
+            campaign_id: The draft's id, a positive `int`.
+
+        Raises:
+            ValidationError: The client has no partner id, or `campaign_id` is not a
+                positive `int`.
+            InsiderError: As for `send`; a bad id is a `FailedDependencyError`
+                (`SERVICE:-Campaign not found`).
+        """
         if self._partner_id is None:
             raise ValidationError("partner_id", "is required on the client to delete a draft")
         draft_id = check_campaign_id(campaign_id)
@@ -361,21 +475,37 @@ class WebPushClient:
         journal: str | os.PathLike[str] | None = None,
         retry_ambiguous: bool = False,
     ) -> batch.BatchResult:
-        """Launch every push of ``pushes`` and return their outcomes in input order.
+        """Launch every push of `pushes` and return their outcomes in input order.
 
-        ``pushes`` is an iterable or async iterable of ``WebPush`` or ``(campaign_id,
-        WebPush)`` pairs, pulled lazily by up to ``concurrency`` workers (1 to 10,000; a sync
-        iterable is read on the event loop). Every item gets exactly one :class:`Outcome`: a
-        failed push, or an item that is not a push, is a failed outcome, never an exception.
-        For millions of pushes, :meth:`stream` keeps memory flat. With ``journal=PATH`` every
-        attempt is written ahead to a JSONL file; rerunning the same batch with it skips what
-        it recorded as done, resends what certainly failed, and reports without resending
-        every push that may have gone out (resent only with ``retry_ambiguous=True``).
+        Every item gets exactly one [`Outcome`][insider_webpush.batch.Outcome]: a failed
+        push, or an item that is not a push, is a failed outcome, never an exception. For
+        millions of pushes, `stream` keeps memory flat. See
+        [`insider_webpush.batch`][insider_webpush.batch] for the journal's format and rules.
 
-        Raises ``ValidationError`` for a bad ``concurrency``; ``BatchInputError`` when the
-        input itself raised and ``JournalMismatchError`` when it no longer matches the
-        journal, each with ``.result``, the outcomes of everything pulled before. See
-        :mod:`insider_webpush.batch`.
+        Args:
+            pushes: An iterable or async iterable of `WebPush` or `(campaign_id, WebPush)`
+                pairs ([`PushItem`][insider_webpush.batch.PushItem]), pulled lazily, one
+                item at a time (a sync iterable is read on the event loop).
+            concurrency: Workers sending at once, 1 to 10,000 (default 64); never more than
+                the input's length when it has one.
+            journal: A path (`str` or `os.PathLike`) to a JSONL journal that every attempt
+                is written ahead to. Rerunning the same batch with it skips what it recorded
+                as done, resends what certainly failed, and reports without resending every
+                push that may have gone out. None (the default): no journal.
+            retry_ambiguous: On a rerun with a journal, also resend the pushes that may have
+                gone out: your decision to risk a duplicate (default False).
+
+        Returns:
+            The outcomes, in input order, with `succeeded`, `failed`, `ambiguous` and
+                `counts`.
+
+        Raises:
+            ValidationError: `concurrency` is out of range, or `pushes` is not iterable.
+            BatchInputError: The input itself raised; `.result` holds the outcomes of
+                everything pulled before, `__cause__` the input's exception.
+            JournalMismatchError: A push no longer matches the journal; `.result` holds the
+                outcomes reported before it.
+            JournalError: The journal is not one, is damaged, or is in use by another batch.
         """
         return await batch.send_many(
             self,
@@ -393,11 +523,30 @@ class WebPushClient:
         journal: str | os.PathLike[str] | None = None,
         retry_ambiguous: bool = False,
     ) -> AsyncGenerator[batch.Outcome, None]:
-        """Like :meth:`send_many`, but yield each :class:`Outcome` as it finishes, in bounded
-        memory whatever the number of pushes.
+        """Like `send_many`, but yield each outcome as it finishes, in bounded memory
+        whatever the number of pushes.
 
-        Leaving the loop early stops the workers; wrap it in ``contextlib.aclosing(...)`` to
-        stop them at once rather than when the iterator is garbage-collected.
+        Arguments are checked now; nothing is sent until the first iteration. Leaving the
+        loop early stops the workers; wrap it in `contextlib.aclosing(...)` to stop them at
+        once rather than when the iterator is garbage-collected.
+
+        Args:
+            pushes: As for `send_many`, e.g. `read_pushes("pushes.jsonl")`.
+            concurrency: As for `send_many` (default 64).
+            journal: As for `send_many`.
+            retry_ambiguous: As for `send_many`.
+
+        Yields:
+            Each push's [`Outcome`][insider_webpush.batch.Outcome], as it finishes (not in
+                input order: `outcome.index` is the position).
+
+        Raises:
+            ValidationError: At the call: `concurrency` is out of range, or `pushes` is not
+                iterable.
+            BatchInputError: While iterating: the input raised, after every outcome before
+                it was yielded (`.result` is None).
+            JournalMismatchError: While iterating: a push no longer matches the journal.
+            JournalError: While iterating: the journal cannot be used.
         """
         return batch.stream(
             self,
