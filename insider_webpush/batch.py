@@ -1,44 +1,51 @@
 """Send many pushes: a fixed pool of workers, one outcome per push, a write-ahead journal.
 
-The batch composes a :class:`~insider_webpush.sender.Sender` (``WebPushClient`` is one): it
+The batch composes a [`Sender`][insider_webpush.sender.Sender] (`WebPushClient` is one): it
 prepares each launch once, so the journal hashes exactly the bytes that are sent.
-``concurrency`` workers (no more than the input's length when it has one) pull the input
+`concurrency` workers (no more than the input's length when it has one) pull the input
 lazily, one item at a time, so memory does not grow with the number of pushes (no task
-per push, no list of the input). Every input item gets exactly one :class:`Outcome`; a failed
-push, or an item that is not a push, is an outcome, never an exception. When the input
-itself raises, the batch finishes what is in flight, reports every outcome, and raises
-:class:`BatchInputError`.
+per push, no list of the input). Every input item gets exactly one
+[`Outcome`][insider_webpush.batch.Outcome]; a failed push, or an item that is not a push, is
+an outcome, never an exception. When the input itself raises, the batch finishes what is in
+flight, reports every outcome, and raises
+[`BatchInputError`][insider_webpush.batch.BatchInputError].
 
-The journal is a JSONL file. Its first line names the format; then, per push::
+Use it through [`WebPushClient.send_many`][insider_webpush.client.WebPushClient.send_many]
+and [`WebPushClient.stream`][insider_webpush.client.WebPushClient.stream].
 
-    {"event":"sending","index":7,"hash":"<16 hex>","attempt":1}
-    {"event":"done","index":7,"hash":"<16 hex>","attempts":1,"ok":true,"status":null,
-     "campaign_id":1697300275,"ambiguous":false}
+The journal is a JSONL file. Its first line names the format; then, per push:
 
-A ``sending`` line is appended and flushed once the attempt's quota grant is taken and its
-connection is ready, immediately before its first byte is written; the ``done`` line when the
-push ends (a failure adds ``error``, ``message``, ``retry_after`` and, for a transport error,
-``stage``; ``status`` is the HTTP status of a failure, null for a success or a transport
-error). ``hash`` is the first 64 bits of SHA-256 over the method, path and body bytes that are
-sent. A push that failed before any attempt (a ``ValidationError``) writes nothing: it is
+```json
+{"event":"sending","index":7,"hash":"<16 hex>","attempt":1}
+{"event":"done","index":7,"hash":"<16 hex>","attempts":1,"ok":true,"status":null,
+ "campaign_id":1697300275,"ambiguous":false}
+```
+
+A `sending` line is appended and flushed once the attempt's quota grant is taken and its
+connection is ready, immediately before its first byte is written; the `done` line when the
+push ends (a failure adds `error`, `message`, `retry_after` and, for a transport error,
+`stage`; `status` is the HTTP status of a failure, null for a success or a transport
+error). `hash` is the first 64 bits of SHA-256 over the method, path and body bytes that are
+sent. A push that failed before any attempt (a `ValidationError`) writes nothing: it is
 checked again on a rerun.
 
-Rerunning the same input with the same journal: a push with a ``done`` line is not sent and
-its outcome comes back from the journal (``from_journal=True``, typed error rebuilt) when it
+Rerunning the same input with the same journal: a push with a `done` line is not sent and
+its outcome comes back from the journal (`from_journal=True`, typed error rebuilt) when it
 succeeded; a push whose journaled failure was certain (nothing can have gone out: a 400, a
-401, a refused connection...) is sent again; a push with a ``sending`` line and no ``done``
+401, a refused connection...) is sent again; a push with a `sending` line and no `done`
 one may have gone out, so it comes back ambiguous and is not sent; ambiguous pushes of
-either kind are sent again only with ``retry_ambiguous=True``; any other push is sent. A
-push that no longer hashes as journaled raises :class:`JournalMismatchError` once what is in
+either kind are sent again only with `retry_ambiguous=True`; any other push is sent. A
+push that no longer hashes as journaled raises
+[`JournalMismatchError`][insider_webpush.batch.JournalMismatchError] once what is in
 flight has finished: nothing after it is pulled, so an inserted or removed push cannot shift
 the batch into launching twice.
 
-A journal serves one batch at a time (an exclusive ``flock``; not on Windows). A last line
-torn by a crash is dropped; a damaged line elsewhere raises :class:`JournalError`. Resuming
-keeps ~21 bytes per journaled push in memory. The flush per line hands it to the operating
-system, which keeps it when the process is killed (SIGKILL, the OOM killer, a crash);
-surviving power loss or a kernel crash would need an fsync per line (milliseconds each, on
-the event loop), which is not offered.
+A journal serves one batch at a time (an exclusive `flock`; not on Windows). A last line
+torn by a crash is dropped; a damaged line elsewhere raises
+[`JournalError`][insider_webpush.batch.JournalError]. Resuming keeps ~21 bytes per journaled
+push in memory. The flush per line hands it to the operating system, which keeps it when the
+process is killed (SIGKILL, the OOM killer, a crash); surviving power loss or a kernel crash
+would need an fsync per line (milliseconds each, on the event loop), which is not offered.
 """
 
 from __future__ import annotations
@@ -82,11 +89,14 @@ __all__ = [
 ]
 
 DEFAULT_CONCURRENCY = 64
+"""Workers of a batch when `concurrency` is not given."""
 
 PushItem = WebPush | tuple[int | None, WebPush]
 """One input of a batch: a push, or a ``(campaign_id, push)`` pair to launch a draft."""
 
 Pushes = Iterable[PushItem] | AsyncIterable[PushItem]
+"""The input of a batch: an iterable or async iterable of
+[`PushItem`][insider_webpush.batch.PushItem], pulled lazily."""
 
 
 # -- results --------------------------------------------------------------------------------
@@ -94,16 +104,21 @@ Pushes = Iterable[PushItem] | AsyncIterable[PushItem]
 
 @attrs.frozen
 class Outcome:
-    """What became of one push of a batch.
+    """What became of one push of a batch. Exactly one of `result` and `error` is set.
 
-    ``index`` is its position in the input, ``push`` the push (None when the item was not a
-    push: ``error`` is then a ``ValidationError``) and ``campaign_id`` the draft it was
-    launched to (None for the literal path). Exactly one of ``result`` and ``error`` is set.
-    ``attempts`` counts the attempts that went on the wire, over every run of a journal.
-    ``from_journal`` is True when this run did not send the push and the outcome was read
-    from the journal. ``resent_after`` is the failure a journal recorded for this push in an
-    earlier run when this run sent it again: a certain failure (nothing of it can have gone
-    out), or an ambiguous one under ``retry_ambiguous=True``.
+    Attributes:
+        index: The item's position in the input, from 0.
+        push: The push, or None when the item was not a push (`error` is then a
+            `ValidationError`).
+        campaign_id: The draft it was launched to, or None for the literal path.
+        result: Insider's answer, when the launch succeeded.
+        error: Why it failed, typed (an [`InsiderError`][insider_webpush.errors.InsiderError]).
+        attempts: The attempts that went on the wire, over every run of a journal.
+        from_journal: True when this run did not send the push and the outcome was read from
+            the journal.
+        resent_after: The failure a journal recorded for this push in an earlier run, when
+            this run sent it again: a certain failure (nothing of it can have gone out), or
+            an ambiguous one under `retry_ambiguous=True`. None otherwise.
     """
 
     index: int
@@ -123,12 +138,24 @@ class Outcome:
     @property
     def ambiguous(self) -> bool:
         """The push failed here but may have gone out. Never resent, except by a rerun
-        with the journal and ``retry_ambiguous=True``."""
+        with the journal and `retry_ambiguous=True`."""
         return self.error is not None and self.error.ambiguous
 
 
 class BatchError(InsiderError):
-    """Raised by :meth:`BatchResult.raise_for_failures`; ``failed`` holds the outcomes."""
+    """Raised by `BatchResult.raise_for_failures` when some push failed.
+
+    Its text counts the failures and the ambiguous ones and names the first.
+
+    Args:
+        failed: The failed outcomes, at least one.
+        total: The number of pushes in the batch.
+
+    Attributes:
+        failed: The failed outcomes, as a tuple.
+        total: As given.
+        ambiguous: True when any failed push may have gone out.
+    """
 
     def __init__(self, failed: Sequence[Outcome], total: int) -> None:
         self.failed = tuple(failed)
@@ -143,11 +170,19 @@ class BatchError(InsiderError):
 
 
 class BatchInputError(InsiderError):
-    """The input of a batch raised while it was read; ``__cause__`` is its exception.
+    """The input of a batch raised while it was read; `__cause__` is its exception.
 
-    Every item read before it got its outcome: ``result`` holds them (a
-    :class:`BatchResult`, from :meth:`WebPushClient.send_many`; None from ``stream``, which
-    yielded them). ``index`` is the position the input failed at.
+    Every item read before it got its outcome.
+
+    Args:
+        index: The position the input failed at.
+        error: The input's exception.
+
+    Attributes:
+        index: As given.
+        result: The outcomes of every item read before it: a
+            [`BatchResult`][insider_webpush.batch.BatchResult] from `send_many`; None from
+            `stream`, which yielded them.
     """
 
     def __init__(self, index: int, error: BaseException) -> None:
@@ -160,8 +195,18 @@ class BatchInputError(InsiderError):
 
 
 class BatchResult(Sequence[Outcome]):
-    """The outcomes of :meth:`WebPushClient.send_many`, in input order (``result[i]`` is
-    the outcome of the i-th push), with the successes and failures picked out."""
+    """The outcomes of `WebPushClient.send_many`, in input order (`result[i]` is the outcome
+    of the i-th push), with the successes and failures picked out.
+
+    A read-only sequence of [`Outcome`][insider_webpush.batch.Outcome].
+
+    Args:
+        outcomes: The outcomes, in input order.
+
+    Attributes:
+        succeeded: The outcomes whose launch Insider confirmed.
+        failed: The others, the ambiguous ones included.
+    """
 
     __slots__ = ("_outcomes", "failed", "succeeded")
 
@@ -189,7 +234,7 @@ class BatchResult(Sequence[Outcome]):
 
     @property
     def counts(self) -> dict[str, int]:
-        """``{"total", "succeeded", "failed", "ambiguous"}``; ambiguous ones count as failed."""
+        """`{"total", "succeeded", "failed", "ambiguous"}`; ambiguous ones count as failed."""
         return {
             "total": len(self._outcomes),
             "succeeded": len(self.succeeded),
@@ -198,7 +243,14 @@ class BatchResult(Sequence[Outcome]):
         }
 
     def raise_for_failures(self) -> Self:
-        """Raise :class:`BatchError` if any push failed; return this result otherwise."""
+        """Raise if any push failed.
+
+        Returns:
+            This result, when every push succeeded.
+
+        Raises:
+            BatchError: Some push failed; `failed` holds the outcomes.
+        """
         if self.failed:
             raise BatchError(self.failed, len(self._outcomes))
         return self
@@ -216,11 +268,22 @@ class JournalError(InsiderError):
 
 
 class JournalMismatchError(JournalError):
-    """The push at ``index`` is not the one the journal recorded there.
+    """The push at `index` is not the one the journal recorded there.
 
     The input changed since the journal was written (a push edited, inserted or removed, or
     the client's partner id changed). Nothing from it on is sent, since the journal can no
     longer say what went out; restore the input, or use a new journal for a new batch.
+
+    Args:
+        index: The push's position.
+        journaled: The hash the journal holds, in hex.
+        now: The push's hash now, in hex.
+
+    Attributes:
+        index: As given.
+        result: The outcomes reported before it, a
+            [`BatchResult`][insider_webpush.batch.BatchResult], from `send_many`; None from
+            `stream`.
     """
 
     def __init__(self, index: int, journaled: str, now: str) -> None:
@@ -733,8 +796,23 @@ def stream(
     journal: str | os.PathLike[str] | None = None,
     retry_ambiguous: bool = False,
 ) -> AsyncGenerator[Outcome, None]:
-    """See :meth:`WebPushClient.stream`. Arguments are checked now; nothing runs until the
-    first iteration."""
+    """[`WebPushClient.stream`][insider_webpush.client.WebPushClient.stream] over any sender.
+
+    Arguments are checked now; nothing runs until the first iteration.
+
+    Args:
+        sender: What prepares and sends each launch, e.g. a `WebPushClient`.
+        pushes: As for `WebPushClient.stream`.
+        concurrency: As for `WebPushClient.stream`.
+        journal: As for `WebPushClient.stream`.
+        retry_ambiguous: As for `WebPushClient.stream`.
+
+    Returns:
+        An async generator of the outcomes, as they finish.
+
+    Raises:
+        ValidationError: `concurrency` is out of range, or `pushes` is not iterable.
+    """
     run = _Run(
         sender,
         pushes,
@@ -753,7 +831,26 @@ async def send_many(
     journal: str | os.PathLike[str] | None = None,
     retry_ambiguous: bool = False,
 ) -> BatchResult:
-    """See :meth:`WebPushClient.send_many`."""
+    """[`WebPushClient.send_many`][insider_webpush.client.WebPushClient.send_many] over any
+    sender.
+
+    Args:
+        sender: What prepares and sends each launch, e.g. a `WebPushClient`.
+        pushes: As for `WebPushClient.send_many`.
+        concurrency: As for `WebPushClient.send_many`.
+        journal: As for `WebPushClient.send_many`.
+        retry_ambiguous: As for `WebPushClient.send_many`.
+
+    Returns:
+        The outcomes, in input order.
+
+    Raises:
+        ValidationError: `concurrency` is out of range, or `pushes` is not iterable.
+        BatchInputError: The input raised; `.result` holds the outcomes before it.
+        JournalMismatchError: A push no longer matches the journal; `.result` holds the
+            outcomes before it.
+        JournalError: The journal cannot be used.
+    """
     run = _Run(
         sender,
         pushes,
