@@ -13,6 +13,7 @@ from .batch import (
     BatchResult,
     JournalError,
     JournalMismatchError,
+    NotSentError,
     Outcome,
     PushItem,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "InsiderError",
     "JournalError",
     "JournalMismatchError",
+    "NotSentError",
     "LaunchResult",
     "Limiter",
     "Operation",

@@ -69,7 +69,13 @@ from typing import IO, Any, Final, Self, overload
 
 import attrs
 
-from .errors import InsiderError, TransportError, ValidationError, error_for_status
+from .errors import (
+    AuthenticationError,
+    InsiderError,
+    TransportError,
+    ValidationError,
+    error_for_status,
+)
 from .models import LaunchResult, WebPush, check_concurrency
 from .outcomes import Stage
 from .sender import PreparedLaunch, Sender
@@ -84,6 +90,7 @@ __all__ = [
     "BatchResult",
     "JournalError",
     "JournalMismatchError",
+    "NotSentError",
     "Outcome",
     "PushItem",
 ]
@@ -194,6 +201,24 @@ class BatchInputError(InsiderError):
         )
 
 
+class NotSentError(InsiderError):
+    """A push of a batch was not sent because the batch stopped at a 401 before it.
+
+    A 401 means the key itself was refused, so every other push would be refused too: after
+    the first one the batch starts no new request, and each push not yet on the wire gets
+    this error (a certain failure: nothing of it went out). ``cause`` is that 401's
+    :class:`~insider_webpush.errors.AuthenticationError`; ``index`` the push that got it.
+    """
+
+    def __init__(self, cause: InsiderError, index: int) -> None:
+        self.cause = cause
+        self.index = index
+        super().__init__(
+            f"not sent: the batch stopped at the 401 of push #{index} (the API key was "
+            f"refused: {cause})"
+        )
+
+
 class BatchResult(Sequence[Outcome]):
     """The outcomes of `WebPushClient.send_many`, in input order (`result[i]` is the outcome
     of the i-th push), with the successes and failures picked out.
@@ -297,6 +322,9 @@ class JournalMismatchError(JournalError):
 
 _HEADER: Final = {"journal": "insider-webpush batch", "version": 2}
 _HASH_BYTES = 8  # 64 bits tell an edited push from the journaled one
+# A journal grows by the pushes a batch pulls; a gap this long (that many pushes in a row
+# that failed validation, so were never journaled) is a damaged line, not a batch.
+_MAX_GAP = 1_000_000
 
 # What the journal says of a push index, kept in a bytearray: one byte per push.
 _ABSENT, _SENDING, _OK, _FAILED = 0, 1, 2, 3
@@ -385,6 +413,10 @@ class _Journal:
         key = int(line["hash"], 16)
         if not isinstance(index, int) or index < 0:
             raise ValueError(f"bad index {index!r}")
+        if index - len(self._states) > _MAX_GAP:  # memory grows with the index: ~21 B each
+            raise ValueError(
+                f"index {index} is more than {_MAX_GAP} beyond the journal's last push"
+            )
         if index >= len(self._states):
             grow = index + 1 - len(self._states)
             self._states.extend(bytes(grow))
@@ -609,6 +641,7 @@ class _Run:
         self._next_index = 0
         self._exhausted = False
         self._stop_error: BaseException | None = None
+        self._refused: NotSentError | None = None  # set by the first 401: nothing new starts
         # Outcomes wait here for the consumer; `_room` bounds them to `concurrency`.
         self._queue: asyncio.Queue[Outcome | _WorkerEnded] = asyncio.Queue()
         self._room = asyncio.Semaphore(concurrency)
@@ -713,12 +746,17 @@ class _Run:
                 attempts=replay.attempts,
                 from_journal=True,
             )
+        if self._refused is not None:
+            return Outcome(job.index, job.push, job.campaign_id, error=self._refused)
         journal = self._journal
         attempts = 0
 
         def on_attempt(attempt: int) -> None:
-            # The grant is taken and the connection ready: the first byte goes next.
+            # The grant is taken and the connection ready: the first byte goes next, unless
+            # the key was refused meanwhile (then nothing is written: a certain failure).
             nonlocal attempts
+            if self._refused is not None:
+                raise self._refused
             attempts = attempt
             if journal is not None:
                 journal.sending(job.index, job.key, replay.attempts + attempt)
@@ -729,6 +767,8 @@ class _Run:
             result = await self._sender.send_prepared(job.launch, on_attempt=on_attempt)
         except InsiderError as exc:
             error = exc
+            if isinstance(exc, AuthenticationError) and self._refused is None:
+                self._refused = NotSentError(exc, job.index)
         outcome = Outcome(
             job.index,
             job.push,

@@ -32,6 +32,7 @@ from insider_webpush import (
     InsiderError,
     JournalError,
     JournalMismatchError,
+    NotSentError,
     Outcome,
     RateLimitError,
     RecordedRequest,
@@ -580,7 +581,7 @@ async def test_rerun_skips_every_terminal_push_and_rebuilds_its_outcome(
         Fault(status=500, at={2}),
         Fault(status=429, at={3}, retry_after=0.05),
         Fault(drop=True, at={4}),
-        Fault(status=401, at={5}),
+        Fault(status=401, at={7}),  # the last: a 401 stops the batch
     ]
     async with fake.client(retry=RetryPolicy.never()) as client:
         first = await client.send_many(make_pushes(8), concurrency=1, journal=journal)
@@ -591,16 +592,16 @@ async def test_rerun_skips_every_terminal_push_and_rebuilds_its_outcome(
             ServerError,
             RateLimitError,
             TransportError,
+            type(None),
+            type(None),
             AuthenticationError,
-            type(None),
-            type(None),
         ]
         requests = len(fake.requests)
         second = await client.send_many(make_pushes(8), concurrency=3, journal=journal)
 
     # The certain failures (424, 429, 401: nothing of them can have gone out) are sent
     # again; the ambiguous ones (500, a dropped connection) and the successes are not.
-    resent = {1, 3, 5}
+    resent = {1, 3, 7}
     assert sorted(index_of(r) for r in fake.requests[requests:]) == sorted(resent)
     for before, after in zip(first, second, strict=True):
         if before.index in resent:
@@ -742,7 +743,7 @@ async def test_the_journal_never_holds_the_api_key(
     fake: FakeInsider, client: WebPushClient, tmp_path: Path
 ) -> None:
     journal = tmp_path / "journal.jsonl"
-    fake.faults += [Fault(status=401, at={0}), Fault(status=400, at={1}), Fault(drop=True, at={2})]
+    fake.faults += [Fault(status=400, at={0}), Fault(drop=True, at={1}), Fault(status=401, at={5})]
     result = await client.send_many(make_pushes(6), concurrency=1, journal=journal)
     assert len(result.failed) == 3
     data = journal.read_text()
@@ -757,3 +758,58 @@ async def test_a_pair_whose_second_element_is_not_a_push_says_so(client: WebPush
     assert "second element of a (campaign_id, WebPush) pair must be a WebPush, not str" in str(
         result[0].error
     )
+
+
+# -- a refused key stops the batch ----------------------------------------------------------
+
+
+async def test_the_first_401_stops_the_batch_and_the_rest_is_not_sent(tmp_path: Path) -> None:
+    # Before: a wrong key sent the whole input at quota pace, every push a 401 (hours for a
+    # million). Now no request starts after the first 401: at most the ones already in
+    # flight (or holding their grant) see one, and every other push is "not sent".
+    journal = tmp_path / "journal.jsonl"
+    async with FakeInsider(
+        api_key=KEY, partner_id=PARTNER, rate_limit=200, rate_period=1.0
+    ) as fake:
+        async with fake.client(api_key="wrong-key", retry=FAST) as client:
+            result = await client.send_many(make_pushes(1000), concurrency=8, journal=journal)
+        assert 1 <= fake.count(401) <= 8
+        assert len(fake.requests) == fake.count(401)
+        refused = [o for o in result if isinstance(o.error, AuthenticationError)]
+        not_sent = [o for o in result if isinstance(o.error, NotSentError)]
+        assert len(refused) == fake.count(401)
+        assert len(refused) + len(not_sent) == 1000
+        assert all(not o.ambiguous and o.attempts == 0 for o in not_sent)
+        first = min(refused, key=lambda o: o.index)
+        assert {o.error.cause for o in not_sent} <= {o.error for o in refused}  # type: ignore[union-attr]
+        assert "the API key was refused" in str(not_sent[0].error)
+        assert first.index in {o.error.index for o in not_sent}  # type: ignore[union-attr]
+        # Nothing of a "not sent" push is journaled, so a rerun with the right key sends it.
+        async with fake.client(retry=FAST) as client:
+            rerun = await client.send_many(make_pushes(1000), concurrency=8, journal=journal)
+        assert rerun.counts["succeeded"] == 1000
+        assert len(fake.launches) == 1000
+
+
+async def test_a_401_stops_pushes_already_waiting_for_their_grant() -> None:
+    # 50 workers queue on a quota of 5 per 0.5 s; the first launches get a 401 while the rest
+    # still wait for the limiter. None of those may be written once the 401 came back.
+    async with (
+        FakeInsider(api_key=KEY, partner_id=PARTNER, rate_limit=5, rate_period=0.5) as fake,
+        fake.client(api_key="wrong-key", retry=FAST) as client,
+    ):
+        result = await client.send_many(make_pushes(50), concurrency=50)
+    assert fake.count(401) <= 5  # the first window's grants, all in flight together
+    assert result.counts["failed"] == 50
+    assert sum(isinstance(o.error, NotSentError) for o in result) >= 45
+
+
+async def test_a_journal_line_with_a_huge_index_is_damaged_not_a_memory_error(
+    client: WebPushClient, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal.jsonl"
+    header = json.dumps({"journal": "insider-webpush batch", "version": 2}, separators=(",", ":"))
+    line = {"event": "sending", "index": 2**40, "hash": "0" * 16, "attempt": 1}
+    journal.write_text(header + "\n" + json.dumps(line) + "\n")
+    with pytest.raises(JournalError, match=r"line 2 is damaged: index 1099511627776 is more than"):
+        await client.send_many(make_pushes(1), journal=journal)
