@@ -1,91 +1,91 @@
 """One API key's quota shared by every process and host that uses it, kept in Redis.
 
-:class:`RedisLimiter` gives the guarantee of :class:`~insider_webpush.SlidingWindowLimiter`
-(never more than ``rate_limit`` request starts in any window of ``rate_period`` seconds,
-while sustaining ``(rate_limit + 1 - burst) / (1 + margin)`` per period) across every process
-whose limiter names the same Redis key. ``WebPushClient(..., redis_url="redis://...")`` gives
-each operation one; needs the ``redis`` extra (``pip install 'insider-webpush[redis]'``) and a
-Redis server of version 5 or later.
+[`RedisLimiter`][insider_webpush.redis_limiter.RedisLimiter] gives the guarantee of
+[`SlidingWindowLimiter`][insider_webpush.limiter.SlidingWindowLimiter] (never more than `rate_limit`
+request starts in any window of `rate_period` seconds, while sustaining `(rate_limit + 1 - burst) /
+(1 + margin)` per period) across every process whose limiter names the same Redis key.
+`WebPushClient(..., redis_url="redis://...")` gives each operation one; needs the `redis` extra
+(`pip install 'insider-webpush[redis]'`) and a Redis server of version 5 or later.
 
-How: GCRA, with reservations
-----------------------------
-One Lua script (:data:`GCRA_LUA`, one ``EVALSHA`` per acquire) keeps the key's *theoretical
-arrival time* TAT, in integer microseconds of Redis's own clock (``TIME``): hosts' clocks may
-differ, Redis's is the one every process shares. With the emission interval
-``T = ceil(rate_period * (1 + margin) / (rate_limit + 1 - burst))`` (the in-process
-limiter's rate, rounded to the slower side) and the tolerance ``tau = (burst - 1) * T``, a
-call at Redis time ``now`` takes ``t = max(TAT, now)``, sets ``TAT = t + T``, and answers
-that its slot begins at ``s = max(now, t - tau)``. The caller sleeps until then and starts.
+## How: GCRA, with reservations
 
-The bound is on those slot times, not on when slots were reserved. Each ``t`` is at least
-``T`` after the previous one, and ``t - tau <= s <= t``. The ``t``\\s of the slots that begin
-in a window ``[a, a + W)`` therefore lie in ``[a, a + W + tau)``, so ``n`` of them satisfy
-``(n - 1) * T < W + tau``, that is ``n < W / T + burst <= (rate_limit + 1 - burst) /
-(1 + margin) + burst <= rate_limit + 1``: ``n <= rate_limit``. Reservations made long ago
-and reservations made just now are the same sequence of ``t``\\s, so how early a process
+One Lua script ([`GCRA_LUA`][insider_webpush.redis_limiter.GCRA_LUA], one `EVALSHA` per acquire)
+keeps the key's *theoretical arrival time* TAT, in integer microseconds of Redis's own clock
+(`TIME`): hosts' clocks may differ, Redis's is the one every process shares. With the emission
+interval `T = ceil(rate_period * (1 + margin) / (rate_limit + 1 - burst))` (the in-process limiter's
+rate, rounded to the slower side) and the tolerance `tau = (burst - 1) * T`, a call at Redis time
+`now` takes `t = max(TAT, now)`, sets `TAT = t + T`, and answers that its slot begins at `s =
+max(now, t - tau)`. The caller sleeps until then and starts.
+
+The bound is on those slot times, not on when slots were reserved. Each `t` is at least
+`T` after the previous one, and `t - tau <= s <= t`. The `t` values of the slots that begin
+in a window `[a, a + W)` therefore lie in `[a, a + W + tau)`, so `n` of them satisfy
+`(n - 1) * T < W + tau`, that is `n < W / T + burst <= (rate_limit + 1 - burst) /
+(1 + margin) + burst <= rate_limit + 1`: `n <= rate_limit`. Reservations made long ago
+and reservations made just now are the same sequence of `t` values, so how early a process
 reserved does not matter.
 
-A start is the moment :meth:`RedisLimiter.acquire` returns, on the process's own clock.
-Redis read its clock between the local times a call was sent and its reply arrived, so each
-reply brackets the offset between the two clocks; the tightest bounds of the last two
-seconds of replies pin it to about the fastest round trip. The reply's "``wait`` us from
-now" becomes a local deadline the moment it arrives, on the late side of that bracket: a
-process never starts before its slot, only late. If every start is at most ``D`` late, the
-``s`` of the starts in ``[a, a + W)`` lie in ``(a - D, a + W)`` and the count above becomes
-``n < (W + D) / T + burst``, still ``<= rate_limit`` for ``D <= margin * rate_period``. So
-a slot whose start would come more than ``D = margin * rate_period / 2`` after the earliest
-moment it can have begun (a slow reply with no better bracket, a stalled event loop) is
-dropped unused and a new one reserved; the other half of the margin absorbs the jitter
-between a start and its arrival at Insider. ``D`` is 0.15 s at 6000 per minute; at periods
-scaled down to seconds it is a few milliseconds, and an overloaded event loop then loses
-slots, never the bound. A process's first concurrent calls each open a connection and come
-back slowly, so their slots are usually dropped: the first moments run below the quota.
+A start is the moment [`RedisLimiter.acquire`][insider_webpush.redis_limiter.RedisLimiter.acquire]
+returns, on the process's own clock. Redis read its clock between the local times a call was sent
+and its reply arrived, so each reply brackets the offset between the two clocks; the tightest bounds
+of the last two seconds of replies pin it to about the fastest round trip. The reply's "`wait` us
+from now" becomes a local deadline the moment it arrives, on the late side of that bracket: a
+process never starts before its slot, only late. If every start is at most `D` late, the `s` of the
+starts in `[a, a + W)` lie in `(a - D, a + W)` and the count above becomes `n < (W + D) / T +
+burst`, still `<= rate_limit` for `D <= margin * rate_period`. So a slot whose start would come more
+than `D = margin * rate_period / 2` after the earliest moment it can have begun (a slow reply with
+no better bracket, a stalled event loop) is dropped unused and a new one reserved; the other half of
+the margin absorbs the jitter between a start and its arrival at Insider. `D` is 0.15 s at 6000 per
+minute; at periods scaled down to seconds it is a few milliseconds, and an overloaded event loop
+then loses slots, never the bound. A process's first concurrent calls each open a connection and
+come back slowly, so their slots are usually dropped: the first moments run below the quota.
 
-Each acquire costs one ``EVALSHA`` round trip, before it sleeps, plus one more when the
-process has heard nothing from Redis for :data:`STALE_AFTER` seconds by the time its slot
-comes (see below). A slot whose holder is cancelled is not given back (refunding it could
-let a later window exceed the bound).
+Each acquire costs one `EVALSHA` round trip, before it sleeps, plus one more when the process has
+heard nothing from Redis for [`STALE_AFTER`][insider_webpush.redis_limiter.STALE_AFTER] seconds by
+the time its slot comes (see below). A slot whose holder is cancelled is not given back (refunding
+it could let a later window exceed the bound).
 
-A 429: :meth:`RedisLimiter.penalize`
-------------------------------------
-``penalize(seconds)`` pauses this process at once and, in the same script, records the pause
-in Redis and moves TAT to ``pause end + tau``: every slot reserved afterwards, by any process,
-begins after the pause, with no burst at its end. Slots reserved *before* the pause are
-re-checked when they come due: every reply carries the latest pause end, and a process that
-has heard nothing from Redis for :data:`STALE_AFTER` seconds asks again before starting. A
-slot that falls inside a known pause is dropped and a new one reserved. So a start can miss a
-pause only if it was recorded in Redis less than ``STALE_AFTER`` before that start, which is
-no worse than a request already on the wire when the 429 came back.
+## A 429: `RedisLimiter.penalize`
 
-When Redis is unreachable
--------------------------
+`penalize(seconds)` pauses this process at once and, in the same script, records the pause in Redis
+and moves TAT to `pause end + tau`: every slot reserved afterwards, by any process, begins after the
+pause, with no burst at its end. Slots reserved *before* the pause are re-checked when they come
+due: every reply carries the latest pause end, and a process that has heard nothing from Redis for
+[`STALE_AFTER`][insider_webpush.redis_limiter.STALE_AFTER] seconds asks again before starting. A
+slot that falls inside a known pause is dropped and a new one reserved. So a start can miss a pause
+only if it was recorded in Redis less than `STALE_AFTER` before that start, which is no worse than a
+request already on the wire when the 429 came back.
+
+## When Redis is unreachable
+
 Unreachable means a connection refused, reset or not opened, or no reply within
-:data:`CALL_TIMEOUT`. Each limiter chooses, with ``on_unavailable``:
+[`CALL_TIMEOUT`][insider_webpush.redis_limiter.CALL_TIMEOUT]. Each limiter chooses, with
+`on_unavailable`:
 
-- ``"fail"`` (the default, "fail closed"): :meth:`acquire` raises
-  :class:`~insider_webpush.TransportError` (``stage=Stage.NOT_SENT``) and nothing is sent. Slots
-  already reserved still start: they are part of the bound.
-- ``"fallback"``: the process goes on with an in-process
-  :class:`~insider_webpush.SlidingWindowLimiter` of ``rate_limit // expected_processes``
-  per ``rate_period``. The bound then holds only if at most ``expected_processes`` processes
-  share the key. The first local grant waits until the last Redis slot this process knew of
-  has begun, plus a hold of ``(expected_processes * local burst + burst) * T``, so the local
-  buckets' first bursts and the Redis tail do not add up. A background probe retries Redis
-  on whole seconds of the wall clock (so processes go back at about the same moment), and on
-  success records the same hold as a pause before Redis slots resume. While some processes
-  are back and others not yet, the bound can be off by what they send in that moment.
+- `"fail"` (the default, "fail closed"): `acquire` raises
+  [`TransportError`][insider_webpush.errors.TransportError] (`stage=Stage.NOT_SENT`) and nothing is
+  sent. Slots already reserved still start: they are part of the bound.
+- `"fallback"`: the process goes on with an in-process
+  [`SlidingWindowLimiter`][insider_webpush.limiter.SlidingWindowLimiter] of `rate_limit //
+  expected_processes` per `rate_period`. The bound then holds only if at most `expected_processes`
+  processes share the key. The first local grant waits until the last Redis slot this process knew
+  of has begun, plus a hold of `(expected_processes * local burst + burst) * T`, so the local
+  buckets' first bursts and the Redis tail do not add up. A background probe retries Redis on whole
+  seconds of the wall clock (so processes go back at about the same moment), and on success records
+  the same hold as a pause before Redis slots resume. While some processes are back and others not
+  yet, the bound can be off by what they send in that moment.
 
-A Redis that loses the key (a restart without persistence, ``FLUSHALL``, an eviction, a
+A Redis that loses the key (a restart without persistence, `FLUSHALL`, an eviction, a
 failover to a replica that missed the last writes) forgets the slots it already handed out,
 which are still waiting in the processes. Starting the key afresh would let new slots
 overlap those. So every call carries the latest TAT its process has seen and how far ahead of
 Redis's clock that TAT was then; a state behind a caller's TAT was lost, and the script
-restarts it at ``that TAT + that lead``. In steady traffic the slots handed out after a
+restarts it at `that TAT + that lead`. In steady traffic the slots handed out after a
 caller's last reply fit in that lead, so the bound holds across the loss; a surge of new
 reservations just before it, or a process that never saw the old state reserving before any
 process that did, can put a few starts over the quota in that one window. Run Redis with
-persistence (``appendonly yes``) where that matters. The state itself expires
-``rate_period`` after its last slot, which is when it no longer constrains anyone.
+persistence (`appendonly yes`) where that matters. The state itself expires
+`rate_period` after its last slot, which is when it no longer constrains anyone.
 """
 
 from __future__ import annotations
@@ -175,6 +175,9 @@ if changed then
 end
 return {wait, now, tat, paused}
 """
+"""The GCRA script, run with one `EVALSHA` per acquire (see the module docstring). In one call
+it reserves a slot (or only reads the state), records a pause, and restarts a state Redis
+lost."""
 
 
 def _new_client(url: str) -> aioredis.Redis:
@@ -188,9 +191,15 @@ def _new_client(url: str) -> aioredis.Redis:
 
 
 def redis_key(key: LimiterKey) -> str:
-    """The Redis key of a limiter key ``(base_url, key_fingerprint, operation)``.
+    """The Redis key of a limiter key.
 
     Holds only hashes: the base URL's, and the API key's fingerprint, never the key itself.
+
+    Args:
+        key: `(base_url, key_fingerprint, quota group)`.
+
+    Returns:
+        `insider_webpush:<base URL hash>:<fingerprint>:<quota group>`.
     """
     base_url, fingerprint, operation = key
     host = hashlib.sha256(base_url.encode()).hexdigest()[:12]
@@ -206,8 +215,8 @@ class _Slot(NamedTuple):
 class _ClockMap:
     """Where Redis's clock stands against this event loop's.
 
-    Redis read ``now`` between the local times a call was sent and its reply arrived, so
-    ``sent - now <= offset <= arrived - now``. The tightest bounds of the last few seconds'
+    Redis read `now` between the local times a call was sent and its reply arrived, so
+    `sent - now <= offset <= arrived - now`. The tightest bounds of the last few seconds'
     replies bracket the offset to about the fastest round trip, however slow this reply was
     (a busy event loop, a new connection). A step of either clock makes the bounds cross;
     then only the newest reply counts.
@@ -250,16 +259,39 @@ class _Unavailable(Exception):
 
 
 class RedisLimiter:
-    """A :class:`~insider_webpush.Limiter` whose quota lives in Redis, shared by every
-    process that uses the same key (see the module docstring for the guarantee).
+    """A [`Limiter`][insider_webpush.limiter.Limiter] whose quota lives in Redis, shared by
+    every process that uses the same key (see the module docstring for the guarantee).
 
-    ``redis`` is a ``redis.asyncio.Redis`` client, left open by :meth:`aclose`;
-    :meth:`from_url` makes one that :meth:`aclose` closes. ``key`` is a limiter key
-    ``(base_url, key_fingerprint, operation)`` or a Redis key name. ``rate_limit``,
-    ``rate_period``, ``burst`` and ``margin`` mean what they mean for
-    :class:`~insider_webpush.SlidingWindowLimiter`. ``on_unavailable`` is ``"fail"`` (raise
-    ``TransportError``, send nothing) or ``"fallback"`` (an in-process limiter at
-    ``rate_limit // expected_processes``) while Redis cannot be reached.
+    `WebPushClient(redis_url=...)` makes one per operation; build one yourself to pass as
+    `WebPushClient(limiter=...)`, or use `from_url`.
+
+    Args:
+        redis: A `redis.asyncio.Redis` client, left open by `aclose`.
+        key: A limiter key `(base_url, key_fingerprint, quota group)`, or a Redis key name.
+        rate_limit: Request starts per window, across every process: a whole number, at
+            least 1.
+        rate_period: The window, in seconds: finite and above 0.
+        burst: How many may start at once; None (the default) as for
+            [`SlidingWindowLimiter`][insider_webpush.limiter.SlidingWindowLimiter].
+        margin: The fraction of `rate_period` kept for jitter, between 0 and 1 (default
+            0.5 %).
+        on_unavailable: While Redis cannot be reached: `"fail"` (the default: `acquire`
+            raises `TransportError`, nothing is sent) or `"fallback"` (an in-process limiter
+            at `rate_limit // expected_processes`).
+        expected_processes: How many processes share the key, at least 1 (default 1); sizes
+            the fallback.
+
+    Attributes:
+        rate_limit: As given.
+        rate_period: As given, a float.
+        burst: As given, or the default's value.
+        margin: As given.
+        on_unavailable: As given.
+        expected_processes: As given.
+        key: The Redis key: holds hashes of the base URL and the API key, never the key.
+
+    Raises:
+        ValueError: A value is out of its range.
     """
 
     def __init__(
@@ -337,10 +369,27 @@ class RedisLimiter:
         on_unavailable: OnUnavailable = "fail",
         expected_processes: int = 1,
     ) -> RedisLimiter:
-        """A limiter with its own Redis client for ``url``, which :meth:`aclose` closes.
+        """A limiter with its own Redis client for `url`, which `aclose` closes.
 
-        The client fails fast: a call taking more than :data:`CALL_TIMEOUT` counts as Redis
-        being unreachable, and a broken connection is retried once.
+        The client fails fast: a call taking more than
+        [`CALL_TIMEOUT`][insider_webpush.redis_limiter.CALL_TIMEOUT] counts as Redis being
+        unreachable, and a broken connection is retried once.
+
+        Args:
+            url: A Redis URL, e.g. `"redis://host:6379/0"`.
+            key: As for the constructor.
+            rate_limit: As for the constructor.
+            rate_period: As for the constructor, in seconds.
+            burst: As for the constructor.
+            margin: As for the constructor.
+            on_unavailable: As for the constructor.
+            expected_processes: As for the constructor.
+
+        Returns:
+            The limiter; nothing is connected until the first `acquire`.
+
+        Raises:
+            ValueError: A value is out of its range.
         """
         client = _new_client(url)
         limiter = cls(
@@ -372,6 +421,19 @@ class RedisLimiter:
     # -- the Limiter protocol -----------------------------------------------------------
 
     async def acquire(self, *, max_pause: float = math.inf) -> None:
+        """Wait until one more request may start now, by every process's count.
+
+        Args:
+            max_pause: The longest pause (this process's, or one recorded in Redis by any
+                process) to wait out, in seconds (default: any).
+
+        Raises:
+            RateLimitError: A pause has more than `max_pause` seconds to run; nothing may
+                start.
+            TransportError: Redis is unreachable and `on_unavailable` is `"fail"`
+                (`stage=Stage.NOT_SENT`: nothing was sent).
+            RuntimeError: The limiter is closed.
+        """
         if self._users == 0:
             raise RuntimeError("this RedisLimiter is closed")
         loop = asyncio.get_running_loop()
@@ -410,6 +472,13 @@ class RedisLimiter:
                 return
 
     def penalize(self, seconds: float) -> None:
+        """Let no request start for `seconds` from now, in this process at once and in every
+        process sharing the key as soon as Redis records it.
+
+        Args:
+            seconds: The pause, in seconds; 0 or less does nothing, and a pause never ends
+                earlier than one already set.
+        """
         if not seconds > 0:
             return
         loop = asyncio.get_running_loop()
@@ -430,11 +499,11 @@ class RedisLimiter:
     async def aclose(self) -> None:
         """Done with this limiter.
 
-        A limiter from :func:`shared_redis_limiter` is closed by the ``aclose`` matching the
-        last call that returned it; the Redis client it shares closes with the last limiter
-        of this event loop using it. One from :meth:`from_url` closes its own client; one
-        given a client leaves it open. A pause still on its way to Redis gets up to
-        :data:`CALL_TIMEOUT` to get there.
+        A limiter from `shared_redis_limiter` is closed by the `aclose` matching the last
+        call that returned it; the Redis client it shares closes with the last limiter of
+        this event loop using it. One from `from_url` closes its own client; one given a
+        client leaves it open. A pause still on its way to Redis gets up to
+        [`CALL_TIMEOUT`][insider_webpush.redis_limiter.CALL_TIMEOUT] to get there.
         """
         if self._users > 1:
             self._users -= 1
@@ -455,7 +524,7 @@ class RedisLimiter:
     async def _call(
         self, loop: asyncio.AbstractEventLoop, *, reserve: bool, pause_us: int = 0
     ) -> tuple[int, int]:
-        """Run the script; returns Redis's ``(wait_us, now_us)`` and learns from the reply."""
+        """Run the script; returns Redis's `(wait_us, now_us)` and learns from the reply."""
         args = (
             self._emission_us,
             self._tau_us,
@@ -602,13 +671,25 @@ def shared_redis_limiter(
     *,
     fallback_processes: int | None = None,
 ) -> RedisLimiter:
-    """The one Redis limiter of this event loop for ``key`` on ``redis_url``.
+    """The one Redis limiter of this event loop for `key` on `redis_url`.
 
-    ``fallback_processes=None`` fails closed while Redis is unreachable; a number falls back
-    to ``rate_limit // fallback_processes`` in this process. Every caller must ``await
-    limiter.aclose()`` once when done (``WebPushClient.close`` does): the last one closes
-    the shared Redis connection. The first caller's ``rate_limit``/``rate_period`` win; a
-    caller asking for others is told in the log.
+    Every caller must `await limiter.aclose()` once when done (`WebPushClient.close` does):
+    the last one closes the shared Redis connection. The first caller's
+    `rate_limit`/`rate_period` win; a caller asking for others is told in the log.
+
+    Args:
+        redis_url: A Redis URL, e.g. `"redis://host:6379/0"`.
+        key: `(base_url, key_fingerprint, quota group)`.
+        rate_limit: Request starts per window, across every process, for a new limiter.
+        rate_period: The window in seconds, for a new limiter.
+        fallback_processes: None (the default) fails closed while Redis is unreachable; a
+            number falls back to `rate_limit // fallback_processes` in this process.
+
+    Returns:
+        The limiter.
+
+    Raises:
+        RuntimeError: No event loop is running.
     """
     loop = asyncio.get_running_loop()
     per_loop = _registry.setdefault(loop, {})
