@@ -1,7 +1,17 @@
 """The one place that knows the wire: JSON names, omitted optionals, ttl as a string.
 
-Everything goes through one cattrs ``Converter``. Structuring passes values through
-untouched (no ``str(5)`` coercion) so that the models' validators judge the real input.
+Everything goes through one cattrs `Converter`. Structuring passes values through
+untouched (no `str(5)` coercion) so that the models' validators judge the real input.
+
+A launch body, as Insider's samples send it:
+
+```json
+{"title": "Sale", "description": "50% off", "image": "https://example.com/i.png",
+ "link": "https://example.com/sale", "ttl": "3600", "include_unengage": true,
+ "target": {"attribute": "d_wp_browser", "values": ["Edg"]}, "partner_id": "10000001"}
+```
+
+`ttl` goes out as a decimal string of seconds; a field that is None is left out.
 """
 
 from __future__ import annotations
@@ -39,11 +49,13 @@ __all__ = [
     "target_to_dict",
 ]
 
-# The docs' parameter table says "include_unengaged"; every sample and Insider's Postman
-# collection send "include_unengage". We follow the samples (what the live API was shown to
-# take); change this one constant if Insider says otherwise.
 INCLUDE_UNENGAGED_WIRE_KEY = "include_unengage"
+"""The key `WebPush.include_unengaged` is sent under. Insider's parameter table says
+`include_unengaged`; every sample and Insider's Postman collection send `include_unengage`.
+We follow the samples (what the live API was shown to take); change this one constant if
+Insider says otherwise."""
 INCLUDE_UNENGAGED_PYTHON_KEY = _PYTHON_ONLY_SPELLING = "include_unengaged"
+"""The parameter table's spelling, also accepted by `push_from_dict`."""
 _TARGET_FIELDS = frozenset(a.name for a in attrs.fields(Target))
 PUSH_WIRE_KEYS = tuple(
     INCLUDE_UNENGAGED_WIRE_KEY if a.name == _PYTHON_ONLY_SPELLING else a.name
@@ -51,6 +63,7 @@ PUSH_WIRE_KEYS = tuple(
 )  # a launch body's keys, in the model's order
 
 converter = cattrs.Converter()
+"""The one cattrs converter between the models and the wire's dicts."""
 
 
 def _passthrough(value: Any, _type: Any) -> Any:
@@ -109,7 +122,17 @@ _dumps = json.JSONEncoder(separators=(",", ":")).encode  # ASCII: a lone surroga
 
 
 def encode_json(value: object) -> bytes:
-    """``value`` as compact UTF-8 JSON: the exact bytes a request carries."""
+    """Encode `value` as compact JSON (no spaces; non-ASCII escaped), as UTF-8 bytes.
+
+    Args:
+        value: Anything `json` encodes.
+
+    Returns:
+        The exact bytes a request carries.
+
+    Raises:
+        TypeError: `value` holds something JSON cannot encode.
+    """
     return _dumps(value).encode()
 
 
@@ -117,9 +140,19 @@ _quote = json.encoder.encode_basestring_ascii  # json.dumps's own string escapin
 
 
 def encode_push(push: WebPush, *, partner_id: str | None = None) -> bytes:
-    """The launch body of ``push``, as bytes: exactly ``encode_json(push_to_dict(push,
-    partner_id=partner_id))`` (a test holds the two equal), built without the intermediate
-    dict. This runs on every launch, and a generic encoder costs several times more.
+    """The launch body of `push`, as bytes.
+
+    Exactly `encode_json(push_to_dict(push, partner_id=partner_id))` (a test holds the two
+    equal), built without the intermediate dict. This runs on every launch, and a generic
+    encoder costs several times more.
+
+    Args:
+        push: The push.
+        partner_id: An already validated partner id (e.g. the client's) for a push that has
+            none; None by default.
+
+    Returns:
+        The body's bytes.
     """
     parts = [
         '{"title":',
@@ -160,7 +193,15 @@ _UNENGAGED = f',"{INCLUDE_UNENGAGED_WIRE_KEY}":'
 
 
 def decode_json(raw: bytes) -> object:
-    """A response body: its JSON, the text itself when it is not JSON, None when empty."""
+    """Decode a response body.
+
+    Args:
+        raw: The body's bytes.
+
+    Returns:
+        Its JSON; the text itself (undecodable bytes replaced) when it is not JSON; None
+            when it is empty.
+    """
     if not raw:
         return None
     try:
@@ -171,10 +212,18 @@ def decode_json(raw: bytes) -> object:
 
 
 def push_to_dict(push: WebPush, *, partner_id: str | None = None) -> dict[str, Any]:
-    """The JSON body of a launch, with wire names and no ``None`` fields.
+    """The JSON body of a launch, with wire names and no `None` fields.
 
-    ``partner_id`` (already validated, e.g. the client's) fills a push that has none: cheaper
-    than ``attrs.evolve``, which would validate the whole push again on every send.
+    Args:
+        push: The push.
+        partner_id: An already validated partner id (e.g. the client's) that fills a push
+            that has none: cheaper than `attrs.evolve`, which would validate the whole push
+            again on every send. None by default.
+
+    Returns:
+        The body as a dict: `ttl` a decimal string, `target` a dict with a list of values,
+            `include_unengaged` under
+            [`INCLUDE_UNENGAGED_WIRE_KEY`][insider_webpush.codec.INCLUDE_UNENGAGED_WIRE_KEY].
     """
     body: dict[str, Any] = converter.unstructure(push, WebPush)
     if push.partner_id is None and partner_id is not None:
@@ -183,10 +232,19 @@ def push_to_dict(push: WebPush, *, partner_id: str | None = None) -> dict[str, A
 
 
 def push_from_dict(data: Mapping[str, Any]) -> WebPush:
-    """A validated :class:`WebPush` from a wire-shaped dict (e.g. a line of a JSON file).
+    """A validated push from a wire-shaped dict (e.g. a line of a JSON file).
 
-    ``include_unengaged`` is accepted in either spelling. Raises ``ValidationError`` for a
-    missing, unknown or invalid field.
+    Args:
+        data: The push's fields by their wire names. `ttl` may be an `int` or a string of
+            digits; `include_unengaged` is accepted in either spelling (not both); `target`
+            is `{"attribute": ..., "values": [...]}`.
+
+    Returns:
+        The [`WebPush`][insider_webpush.models.WebPush].
+
+    Raises:
+        ValidationError: `data` is not a mapping, or a field is missing, unknown or
+            invalid; `field` names it (`"target.values"` for a target's).
     """
     if not isinstance(data, Mapping):
         raise ValidationError("push", f"must be a JSON object, not {type(data).__name__}")
@@ -220,12 +278,30 @@ def push_from_dict(data: Mapping[str, Any]) -> WebPush:
 
 
 def draft_to_dict(draft: Draft) -> dict[str, Any]:
-    """The JSON body of a ``create``."""
+    """The JSON body of a `create`.
+
+    Args:
+        draft: The draft.
+
+    Returns:
+        `{"partner_id", "title", "language", "is_all"}`.
+    """
     return converter.unstructure(draft, Draft)  # type: ignore[no-any-return]
 
 
 def draft_from_dict(data: object) -> Draft:
-    """A validated :class:`Draft` from a ``create`` body; ``ValidationError`` names the field."""
+    """A validated draft from a `create` body (FakeInsider reads requests with it).
+
+    Args:
+        data: The decoded body.
+
+    Returns:
+        The [`Draft`][insider_webpush.models.Draft].
+
+    Raises:
+        ValidationError: `data` is not a mapping, or a field is missing, unknown or
+            invalid; `field` names it.
+    """
     if not isinstance(data, Mapping):
         raise ValidationError("body", "must be a JSON object")
     fields = attrs.fields_dict(Draft)
@@ -242,12 +318,29 @@ _PARTNER_ID_KEY = "partner_id"
 
 
 def delete_body(partner_id: str) -> dict[str, Any]:
-    """The JSON body of a ``delete``: the partner id alone."""
+    """The JSON body of a `delete`.
+
+    Args:
+        partner_id: The partner id.
+
+    Returns:
+        `{"partner_id": partner_id}`.
+    """
     return {_PARTNER_ID_KEY: partner_id}
 
 
 def partner_id_from_delete_body(data: object) -> str:
-    """The partner id of a ``delete`` body, validated as a draft's."""
+    """The partner id of a `delete` body, validated as a draft's.
+
+    Args:
+        data: The decoded body.
+
+    Returns:
+        The partner id, as a string.
+
+    Raises:
+        ValidationError: `data` is not a mapping, or its `partner_id` is missing or invalid.
+    """
     if not isinstance(data, Mapping):
         raise ValidationError("body", "must be a JSON object")
     if _PARTNER_ID_KEY not in data:
@@ -261,7 +354,14 @@ def result_to_body(result: LaunchResult) -> dict[str, Any]:
 
 
 def error_body(message: str) -> dict[str, Any]:
-    """An error body as Insider sends it: ``{"message": ...}``."""
+    """An error body as Insider sends it, e.g. `{"message": "Unauthorized"}`.
+
+    Args:
+        message: The message.
+
+    Returns:
+        `{"message": message}`.
+    """
     return {"message": message}
 
 
@@ -277,7 +377,19 @@ _DICT_OR_MAPPING = (dict, Mapping)
 
 
 def launch_result_from_body(status: int, body: object) -> LaunchResult:
-    """A :class:`LaunchResult` from a success body, or an ``APIError`` saying what was odd."""
+    """Read a success body, Insider's `{"success": true, "campaign_id": 1697300275}`.
+
+    Args:
+        status: The answer's HTTP status, for the error.
+        body: The decoded body; `campaign_id` may be an `int` or a string of digits.
+
+    Returns:
+        The [`LaunchResult`][insider_webpush.models.LaunchResult].
+
+    Raises:
+        APIError: The body is not that shape, or the id is not a positive 64-bit integer;
+            ambiguous, since the request was carried out or not with no answer we can read.
+    """
     # On every launch: dict before the Mapping ABC, and LaunchResult's arguments by
     # position, are ~0.3 us a request cheaper (benchmarks/overhead.py).
     if isinstance(body, _DICT_OR_MAPPING):
@@ -309,7 +421,15 @@ def launch_result_from_body(status: int, body: object) -> LaunchResult:
 
 
 def error_message(body: object) -> str:
-    """The human message of an error body: ``{"message": "..."}`` or plain text."""
+    """The human message of an error body.
+
+    Args:
+        body: The decoded body: Insider's `{"message": "..."}`, or plain text.
+
+    Returns:
+        The message; plain text stripped and cut to 500 characters; empty when there is
+            none.
+    """
     if isinstance(body, Mapping):
         value = body.get("message")
         return value if isinstance(value, str) else ""
