@@ -4,8 +4,9 @@
 from insider_webpush import WebPush, WebPushClient
 
 async with WebPushClient(api_key, partner_id="10000001") as client:
-    result = await client.send(WebPush(title=..., description=..., image=..., link=..., ttl=3600))
-    result.campaign_id
+    push = WebPush(title=..., description=..., image=..., link=..., ttl=3600)
+    result = await client.send(push)
+    result.campaign_id  # an int
 ```
 """
 
