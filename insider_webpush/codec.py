@@ -25,7 +25,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from .errors import APIError, ValidationError
-from .models import CAMPAIGN_ID_MAX, Draft, LaunchResult, Target, WebPush
+from .models import CAMPAIGN_ID_MAX, TTL_MAX_SECONDS, Draft, LaunchResult, Target, WebPush
 from .outcomes import Stage, verdict_for_stage
 
 __all__ = [
@@ -74,6 +74,10 @@ def _ttl_from_wire(value: Any, _type: Any) -> Any:
     # The wire carries ttl as a decimal string ("1000"); a JSON file may hold an int.
     if isinstance(value, str) and value.isascii() and value.isdigit():
         return int(value)
+    if not isinstance(value, int) or isinstance(value, bool):  # said in a file's terms
+        raise ValidationError(
+            "ttl", f"must be a whole number of seconds, at most {TTL_MAX_SECONDS}"
+        )
     return value
 
 

@@ -106,6 +106,7 @@ class PushFileError(ValidationError):
             ``"file"`` when no single field is.
         message (str): what is wrong, with the limit it broke.
         source (str | None): the file's name, when it has one.
+        reason (str): the field and the message, without the file and line.
     """
 
     def __init__(
@@ -123,6 +124,7 @@ class PushFileError(ValidationError):
         self.source = source
         where = ", ".join(p for p in (source, f"line {line}" if line else None) if p)
         said = message if field in ("line", "file") else f"{field}: {message}"
+        self.reason = said  # without the place: what the CLI prints after "line N: "
         self.args = (f"{where}: {said}" if where else said,)
 
     def __str__(self) -> str:
@@ -242,7 +244,7 @@ class PushFileReader(Iterator[Record]):
 
 
 def write_pushes(
-    pushes: Iterable[Item],
+    pushes: Iterable[WebPush | tuple[int | None, WebPush]],
     destination: str | os.PathLike[str] | IO[str],
     *,
     format: Format | None = None,
@@ -455,7 +457,7 @@ def _jsonl(lines: _Lines, name: str | None, encoding: str) -> Iterator[Record]:
             yield _line_error(problem, number, name)
         else:
             try:
-                data = json.loads(text)
+                data = json.loads(text.rstrip("\r\n"))  # so a column is on this line
             except RecursionError:
                 yield _line_error("is JSON nested too deeply", number, name)
             except json.JSONDecodeError as exc:
@@ -634,6 +636,10 @@ def _record(number: int, data: object, name: str | None) -> Record:
             raw = data.pop(CAMPAIGN_ID_KEY)
             if isinstance(raw, str) and raw.strip().isascii() and raw.strip().isdigit():
                 raw = int(raw.strip())
+            if raw is not None and (not isinstance(raw, int) or isinstance(raw, bool)):
+                raise ValidationError(
+                    CAMPAIGN_ID_KEY, "must be a positive whole number, a draft's id"
+                )
             campaign_id = check_campaign_id(raw)
         push = push_from_dict(data)  # type: ignore[arg-type]
     except ValidationError as exc:

@@ -22,8 +22,9 @@ from typing import Any
 
 import pytest
 
-from insider_webpush import FakeInsider, Fault, cli
-from insider_webpush.cli import main
+from insider_webpush import FakeInsider, Fault
+from insider_webpush.cli import main, output, parser
+from insider_webpush.endpoints import Operation
 from insider_webpush.testing import RecordedRequest
 
 KEY = "cli-test-secret-key"
@@ -154,7 +155,7 @@ def test_send_prints_the_campaign_id(server: ThreadedFake, capsys: pytest.Captur
     [
         ("--title", "x" * 101, "title: must be at most 100 characters"),
         ("--ttl", "864001", "ttl: must be more than 0 and at most 864000 seconds"),
-        ("--ttl", "1h", "ttl: must be whole seconds"),
+        ("--ttl", "1x", "argument --ttl: must be a whole number of seconds"),
         ("--image", "http://example.com/i.png", "image: must be an absolute https:// URL"),
     ],
 )
@@ -184,7 +185,7 @@ def test_send_with_a_banner_checks_the_shorter_description(
 def test_send_without_a_key_says_so_and_exits_2(capsys: pytest.CaptureFixture[str]):
     code, out, err = run(capsys, *SEND_ARGS, "--partner-id", PARTNER)
     assert code == 2
-    assert "no API key: pass --api-key or set INSIDER_API_KEY" in err
+    assert "no API key: set INSIDER_API_KEY (or pass --api-key)" in err
     assert out == ""
 
 
@@ -209,8 +210,8 @@ def test_a_refused_key_is_an_error_that_does_not_echo_it(
     monkeypatch.delenv("INSIDER_API_KEY")
     wrong = "wrong-but-secret-key"
     code, out, err = run(capsys, *SEND_ARGS, "--api-key", wrong)
-    assert code == 1
-    assert "HTTP 401: Unauthorized" in err
+    assert code == 2  # credentials: check the key
+    assert "the API key was refused (HTTP 401: Unauthorized): check INSIDER_API_KEY" in err
     assert wrong not in out + err
 
 
@@ -218,10 +219,12 @@ def test_a_mistyped_command_line_does_not_echo_the_key(capsys: pytest.CaptureFix
     # --api-key belongs after the subcommand; argparse's complaint would quote it.
     code, _, err = run(capsys, "--api-key", KEY, *SEND_ARGS)
     assert code == 2
-    assert "invalid choice: '***'" in err
+    assert "argument COMMAND: invalid choice (choose from send, batch" in err
+    assert KEY not in err
     code, _, err = run(capsys, *SEND_ARGS, "stray", f"--api-key={KEY}x")
     assert code == 2
-    assert "unrecognized arguments: stray" in err
+    assert "1 unrecognized argument(s), not shown" in err
+    assert "stray" not in err
 
 
 def test_help_shows_no_key_from_the_environment(
@@ -314,7 +317,7 @@ def test_batch_of_a_file_with_bad_lines_sends_nothing(
     code, _, err = run(capsys, "batch", str(path))
     assert code == 2
     assert "line 2: title: must be at most 100 characters" in err
-    assert "line 3: not valid JSON" in err
+    assert "line 3: is not valid JSON" in err
     assert "nothing was sent" in err
     assert server.requests() == []
 
@@ -455,13 +458,13 @@ def test_validate_reports_each_bad_line_with_its_number(
     assert code == 1
     assert out.splitlines() == [
         "line 2: colour: is not a field of a web push",
-        "line 4: not valid JSON: Expecting ',' delimiter",
+        "line 4: is not valid JSON: Expecting ',' delimiter (column 6)",
         "line 5: description: must be at most 30 characters when a banner is set (a rich "
         "push), got 31",
         "line 6: link: is required",
         "line 7: target.attribute: must name a default (d_...) or custom (c_...) attribute, "
         "e.g. d_wp_browser",
-        "line 8: campaign_id: must be a whole number",
+        "line 8: campaign_id: must be a positive whole number, a draft's id",
         "8 pushes checked: 2 valid, 6 invalid",
     ]
 
@@ -482,8 +485,8 @@ def test_validate_csv_reports_rows_by_their_line(
     assert code == 1
     assert out.splitlines() == [
         "line 2: ttl: must be more than 0 and at most 864000 seconds (240 hours), got 0",
-        "line 5: ttl: must be whole seconds, as an int or a datetime.timedelta",
-        "line 6: the row has more cells than the header has columns",
+        "line 5: ttl: must be a whole number of seconds, at most 864000",
+        "line 6: has 6 cells; the header has 5 columns",
         "4 pushes checked: 1 valid, 3 invalid",
     ]
 
@@ -491,11 +494,11 @@ def test_validate_csv_reports_rows_by_their_line(
 def test_validate_a_missing_or_binary_file(capsys: pytest.CaptureFixture[str], tmp_path: Path):
     code, _, err = run(capsys, "validate", str(tmp_path / "nope.jsonl"))
     assert code == 2
-    assert "cannot read" in err
+    assert "nope.jsonl: can't be read: No such file or directory" in err
     (tmp_path / "latin1.csv").write_bytes(b"title\ncaf\xe9\n")
-    code, _, err = run(capsys, "validate", str(tmp_path / "latin1.csv"))
-    assert code == 2
-    assert "error: the file is not UTF-8 text" in err
+    code, out, _ = run(capsys, "validate", str(tmp_path / "latin1.csv"))
+    assert code == 1
+    assert "line 2: holds a byte that is not utf-8 text: 0xe9" in out
     assert "Traceback" not in err
 
 
@@ -569,25 +572,27 @@ def test_fake_server_serves_until_terminated():
         ("drop:0.01", {"drop": True, "probability": 0.01}),
         ("429:0.5,retry-after=2", {"status": 429, "probability": 0.5, "retry_after": 2.0}),
         ("500@3,processed", {"status": 500, "at": {3}, "processed": True}),
-        ("slow,latency=0.2,op=launch_v2", {"latency": 0.2, "operation": cli.Operation.LAUNCH_V2}),
+        ("slow,latency=0.2,op=launch_v2", {"latency": 0.2, "operation": Operation.LAUNCH_V2}),
     ],
 )
 def test_fault_syntax(spec: str, expected: dict[str, Any]):
-    assert cli._parse_fault(spec) == Fault(**expected)  # read by Fault.parse
+    assert parser.fault(spec) == Fault(**expected)  # read by Fault.parse
 
 
 @pytest.mark.parametrize("spec", ["200:0.1", "503:0", "503:1.5", "drop,colour=red", "slow", "x"])
 def test_a_bad_fault_is_a_usage_error(capsys: pytest.CaptureFixture[str], spec: str):
     code, _, err = run(capsys, "fake-server", "--fault", spec)
     assert code == 2
-    assert f"bad fault {spec!r}" in err
+    assert "argument --fault: " in err
+    assert "(see fake-server --help)" in err
+    assert "Traceback" not in err
 
 
 # -- demo ------------------------------------------------------------------------------------
 
 
 def test_demo_runs_at_the_real_default_quota_unless_told():
-    args = cli._build_parser().parse_args(["demo"])
+    args = parser.build_parser().parse_args(["demo"])
     assert (args.count, args.rate_limit, args.rate_period) == (1000, 6000, 60.0)
 
 
@@ -629,7 +634,7 @@ def test_plain_output_when_rich_is_missing(
     tmp_path: Path,
 ):
     monkeypatch.setitem(sys.modules, "rich", None)  # `import rich` now fails
-    monkeypatch.setattr(cli, "_stderr_is_terminal", lambda: True)  # would be the bar
+    monkeypatch.setattr(output, "stderr_is_terminal", lambda: True)  # would be the bar
     path = write_jsonl(tmp_path / "pushes.jsonl", pushes(60))  # paced over ~0.6 s
     code, out, err = run(
         capsys,
@@ -657,7 +662,7 @@ def test_rich_progress_bar_on_a_terminal(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ):
-    monkeypatch.setattr(cli, "_stderr_is_terminal", lambda: True)
+    monkeypatch.setattr(output, "stderr_is_terminal", lambda: True)
     path = write_jsonl(tmp_path / "pushes.jsonl", pushes(4))
     code, out, err = run(capsys, "batch", str(path))
     assert code == 0
@@ -674,7 +679,7 @@ def test_plain_flag_forces_plain_output(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ):
-    monkeypatch.setattr(cli, "_stderr_is_terminal", lambda: True)
+    monkeypatch.setattr(output, "stderr_is_terminal", lambda: True)
     path = write_jsonl(tmp_path / "pushes.jsonl", pushes(2))
     code, out, err = run(capsys, "--plain", "batch", str(path))
     assert code == 0
@@ -699,7 +704,7 @@ def test_ctrl_c_stops_a_batch_cleanly_and_a_rerun_sends_the_rest(
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err
-    assert "stopping: finishing the pushes already taken" in err
+    assert "stopping (Ctrl-C): finishing the pushes already taken" in err
     assert "batch summary" in out  # what was done so far
     assert re.search(r"^\s*failed\s+0\s*$", out, re.MULTILINE)  # none cut off on the wire
     sent_before = len(server.launches())

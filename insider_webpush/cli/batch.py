@@ -1,0 +1,198 @@
+"""``insider-webpush batch``: launch every push of a push file, within the quota."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from ..client import WebPushClient
+from ..pushfile import Format, PushFileError, Record, read_lines, write_pushes
+from ._common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    LISTED_FAILURES,
+    UsageError,
+)
+from .credentials import PARTNER_VARIABLE, Credentials, credentials
+from .fatal import explain, refused
+from .interrupt import GracefulInterrupt
+from .output import Output
+from .progress import Tally, progress_view, run_stream
+from .report import print_failures, summary_rows
+from .validate import fmt, located
+
+if TYPE_CHECKING:
+    from ..batch import Outcome, PushItem
+
+
+def partner_error(record: Record, partner_id: str | None) -> PushFileError | None:
+    push = record.push
+    if push is not None and push.partner_id is None and partner_id is None:
+        return PushFileError(
+            f"is required: put it on the line, or set {PARTNER_VARIABLE} (or pass --partner-id)",
+            line=record.line,
+            field="partner_id",
+        )
+    return record.error
+
+
+def prevalidate(args: argparse.Namespace, out: Output, partner_id: str | None) -> int:
+    """Check a whole file before sending any of it; return its number of pushes."""
+    total = 0
+    bad: list[PushFileError] = []
+    with read_lines(args.file, format=fmt(args)) as records:
+        for record in records:
+            error = partner_error(record, partner_id)
+            if error is None:
+                total += 1
+                continue
+            bad.append(error)
+            if len(bad) > LISTED_FAILURES:
+                break
+    if bad:
+        for error in bad[:LISTED_FAILURES]:
+            out.error(located(error))
+        more = " (and maybe more: run validate)" if len(bad) > LISTED_FAILURES else ""
+        raise UsageError(f"{args.file} has bad lines{more}; nothing was sent")
+    if total == 0 and not args.allow_empty:
+        raise UsageError(
+            f"{args.file} holds no pushes; nothing was sent (--allow-empty accepts that)"
+        )
+    return total
+
+
+class _Failed:
+    """The pushes that failed for certain, for ``--failed-out``: by line number from a file
+    (read again at the end, so memory holds numbers, not pushes), as items from stdin."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.path: str | None = args.failed_out
+        self._source: str = args.file
+        self._lines: set[int] = set()
+        self._items: list[tuple[int, PushItem]] = []
+
+    def add(self, outcome: Outcome, line: int | None) -> None:
+        if self.path is None or outcome.ambiguous or outcome.push is None or line is None:
+            return
+        if self._source != "-":
+            self._lines.add(line)
+            return
+        push = outcome.push
+        self._items.append(
+            (line, push if outcome.campaign_id is None else (outcome.campaign_id, push))
+        )
+
+    def write(self, out: Output, format: Format | None) -> None:
+        if self.path is None:
+            return
+        if self._source == "-":
+            items: Iterator[PushItem] = (
+                item for _, item in sorted(self._items, key=lambda p: p[0])
+            )
+        else:
+            items = (
+                r.item
+                for r in read_lines(self._source, format=format)
+                if r.line in self._lines and r.item is not None
+            )
+        count = write_pushes(items, self.path, format=format)
+        out.echo(f"{count} failed push(es) written to {self.path}", err=True)
+
+
+async def run(args: argparse.Namespace, out: Output) -> int:
+    creds = credentials(args)
+    from_stdin = args.file == "-"
+    total = None if from_stdin else prevalidate(args, out, creds.partner_id)
+    if args.journal is None:
+        out.echo("note: no --journal, so an interrupted run cannot be resumed", err=True)
+    failed = _Failed(args)
+    tally = Tally(total, args.rate_limit / args.rate_period, on_failure=failed.add)
+    lines: dict[int, int] = {}  # push index -> input line, for the pushes in flight
+    stopped_at: list[PushFileError] = []
+    interrupted = GracefulInterrupt(out)
+    reader = read_lines(args.file, format=fmt(args))
+
+    def pushes() -> Iterator[PushItem]:
+        for index, record in enumerate(reader):
+            if interrupted.requested:
+                return
+            error = partner_error(record, creds.partner_id)
+            if error is not None or record.item is None:
+                stopped_at.append(error or PushFileError("is not a push", line=record.line))
+                return  # only from stdin: a file was checked in full
+            lines[index] = record.line
+            yield record.item
+
+    try:
+        async with WebPushClient(
+            creds.api_key,
+            partner_id=creds.partner_id,
+            base_url=creds.base_url,
+            rate_limit=args.rate_limit,
+            rate_period=args.rate_period,
+        ) as client:
+            with reader, interrupted:
+                view = progress_view(out, "batch", tally, args.progress_interval)
+                await run_stream(
+                    client,
+                    pushes(),
+                    view,
+                    tally,
+                    concurrency=args.concurrency,
+                    journal=args.journal,
+                    retry_ambiguous=args.retry_ambiguous,
+                    lines=lines,
+                )
+    except Exception as exc:
+        explained = explain(exc, lines)
+        if explained is None:
+            raise
+        out.error(explained[0])  # first: a run that never started gets no summary
+        if tally.done:
+            _report(out, args, tally, failed, reader.format)
+        return explained[1]
+    _report(out, args, tally, failed, reader.format)
+    return _verdict(out, args, creds, tally, stopped_at, interrupted)
+
+
+def _report(
+    out: Output, args: argparse.Namespace, tally: Tally, failed: _Failed, format: Format | None
+) -> None:
+    out.table("batch summary", summary_rows(tally))
+    print_failures(out, tally, journal=args.journal, failed_out=args.failed_out)
+    if tally.failed - tally.ambiguous:
+        failed.write(out, format)
+
+
+def _verdict(
+    out: Output,
+    args: argparse.Namespace,
+    creds: Credentials,
+    tally: Tally,
+    stopped_at: list[PushFileError],
+    interrupted: GracefulInterrupt,
+) -> int:
+    if stopped_at:
+        out.error(
+            f"{located(stopped_at[0])}; the batch stopped there: the pushes before it were "
+            "sent, none after it"
+        )
+        return EXIT_USAGE
+    if tally.refused is not None:
+        out.error(
+            f"{refused(tally.refused.cause, creds.key_source)}; {tally.not_sent} push(es) not sent"
+        )
+        return EXIT_USAGE
+    if interrupted.requested:
+        out.echo(
+            f"stopped by {interrupted.requested}: run the same command again to send the rest",
+            err=True,
+        )
+        return EXIT_INTERRUPTED
+    if tally.done == 0 and not args.allow_empty:  # stdin; a file was counted before
+        out.error("the input holds no pushes (--allow-empty accepts that)")
+        return EXIT_USAGE
+    return EXIT_OK if tally.failed == 0 else EXIT_FAILED

@@ -1,0 +1,82 @@
+"""Everything the command prints: masked, escaped, and as rich tables when rich is there."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable, Sequence
+
+from ..errors import printable
+
+MASK = "***"
+
+
+class Output:
+    """Prints to stdout/stderr with every known key value masked and control characters
+    escaped (text from files and servers must not drive the terminal).
+
+    A key is masked as a whole token only, so a short key does not mask parts of ordinary
+    words (``ck`` in ``checked``).
+    """
+
+    def __init__(self, *, plain: bool, secrets: Iterable[str]) -> None:
+        # Longest first, so a key that contains another is masked whole.
+        keys = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._secrets = (
+            re.compile("|".join(rf"(?<![\w]){re.escape(k)}(?![\w])" for k in keys))
+            if keys
+            else None
+        )
+        self._plain_keys = keys
+        self.rich: bool = not plain and rich_available()
+
+    def redact(self, text: str) -> str:
+        text = printable(text) if not text.isprintable() else text
+        if self._secrets is None:
+            return text
+        text = self._secrets.sub(MASK, text)
+        # A key glued to other word characters (e.g. in a URL) is still masked, if long
+        # enough not to be part of a word by chance.
+        for key in self._plain_keys:
+            if len(key) >= 8:
+                text = text.replace(key, MASK)
+        return text
+
+    def echo(self, text: str = "", *, err: bool = False) -> None:
+        stream = sys.stderr if err else sys.stdout
+        lines = [self.redact(line) for line in text.split("\n")]
+        print("\n".join(lines), file=stream, flush=True)
+
+    def error(self, text: str) -> None:
+        self.echo(f"error: {text}", err=True)
+
+    def table(self, title: str, rows: Sequence[tuple[str, str]]) -> None:
+        if self.rich:
+            from rich import box
+            from rich.console import Console
+            from rich.table import Table
+            from rich.text import Text
+
+            table = Table(title=title, box=box.SIMPLE, show_header=False, title_justify="left")
+            table.add_column(style="bold")
+            table.add_column(justify="right")
+            for name, value in rows:
+                table.add_row(Text(name), Text(self.redact(value)))
+            Console(file=sys.stdout, highlight=False).print(table)
+            return
+        width = max((len(name) for name, _ in rows), default=0)
+        self.echo(title)
+        for name, value in rows:
+            self.echo(f"  {name:<{width}}  {value}")
+
+
+def rich_available() -> bool:
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()

@@ -1,0 +1,42 @@
+"""``insider-webpush send``: launch one push and print its campaign id."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..client import WebPushClient
+from ..models import Target, WebPush
+from ._common import EXIT_OK, UsageError
+from .credentials import PARTNER_VARIABLE, credentials
+from .output import Output
+
+
+def push_from_args(args: argparse.Namespace) -> WebPush:
+    """The push the options describe; a bad field raises ``ValidationError`` by name."""
+    target = None
+    if args.target_attribute is not None or args.target_values is not None:
+        target = Target(args.target_attribute, args.target_values)
+    return WebPush(
+        title=args.title,
+        description=args.description,
+        image=args.image,
+        link=args.link,
+        ttl=args.ttl,
+        banner=args.banner,
+        include_unengaged=args.include_unengaged,
+        language=args.language,
+        target=target,
+    )
+
+
+async def run(args: argparse.Namespace, out: Output) -> int:
+    push = push_from_args(args)  # a bad field stops here, before any connection
+    creds = credentials(args)
+    if creds.partner_id is None:
+        raise UsageError(f"no partner id: set {PARTNER_VARIABLE} (or pass --partner-id)")
+    async with WebPushClient(
+        creds.api_key, partner_id=creds.partner_id, base_url=creds.base_url
+    ) as client:
+        result = await client.send(push, campaign_id=args.campaign_id, api_version=args.api_version)
+    out.echo(str(result.campaign_id))
+    return EXIT_OK
