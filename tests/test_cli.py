@@ -24,6 +24,7 @@ import pytest
 
 from insider_webpush import FakeInsider, Fault
 from insider_webpush.cli import main, output, parser
+from insider_webpush.cli import output as cli_output
 from insider_webpush.endpoints import Operation
 from insider_webpush.testing import RecordedRequest
 
@@ -714,3 +715,240 @@ def test_ctrl_c_stops_a_batch_cleanly_and_a_rerun_sends_the_rest(
     assert resumed.returncode == 0, resumed.stderr
     titles = [r.body["title"] for r in server.launches()]
     assert sorted(titles) == sorted(p["title"] for p in pushes(60))  # each exactly once
+
+
+# -- the edges a hostile user found (issue 10) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--plain", "batch", "{path}"],
+        ["batch", "--plain", "{path}"],
+        ["batch", "{path}", "--plain"],
+        ["batch", "{path}", "-v", "--plain"],
+    ],
+)
+def test_global_options_are_accepted_anywhere(
+    server: ThreadedFake, capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str]
+):
+    path = write_jsonl(tmp_path / "pushes.jsonl", pushes(2))
+    code, out, _ = run(capsys, *(a.format(path=path) for a in argv))
+    assert code == 0
+    assert out.splitlines()[0] == "batch summary"  # plain: no rich table
+
+
+@pytest.mark.parametrize(
+    "mistyped", [["--apikey", KEY], ["--api_key", KEY], [f"--api-kee={KEY}"], ["--key", KEY]]
+)
+def test_a_mistyped_key_flag_never_prints_the_key(
+    capsys: pytest.CaptureFixture[str], mistyped: list[str]
+):
+    code, _, err = run(capsys, *SEND_ARGS, *mistyped)  # run() asserts KEY is absent
+    assert code == 2
+    assert "unrecognized option(s): " in err
+
+
+def test_a_short_key_is_masked_as_a_token_not_inside_words(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("INSIDER_API_KEY", "ck")
+    path = write_jsonl(tmp_path / "pushes.jsonl", [PUSH, {**PUSH, "ttl": 0}])
+    code, out, _ = run(capsys, "validate", str(path))
+    assert code == 1
+    assert "2 pushes checked: 1 valid, 1 invalid" in out  # not "che***ed"
+    assert cli_output.Output(plain=True, secrets=["ck"]).redact("key ck, checked") == (
+        "key ***, checked"
+    )
+
+
+def test_a_wrong_key_stops_the_batch_at_the_first_401_and_exits_2(
+    server: ThreadedFake,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setenv("INSIDER_API_KEY", "a-wrong-key-0000")
+    path = write_jsonl(tmp_path / "pushes.jsonl", pushes(500))
+    failed_out = tmp_path / "failed.jsonl"
+    code, out, err = run(
+        capsys, "batch", str(path), "--concurrency", "4", "--failed-out", str(failed_out)
+    )
+    assert code == 2
+    assert len(server.requests()) <= 4  # only those already in flight saw the 401
+    assert "the API key was refused (HTTP 401: Unauthorized): check INSIDER_API_KEY" in err
+    assert "push(es) not sent" in err
+    assert "a-wrong-key-0000" not in out + err
+    # Every push is in the failed file, in line order, ready for a rerun with the right key.
+    assert [p["title"] for p in map(json.loads, failed_out.read_text().splitlines())] == [
+        p["title"] for p in pushes(500)
+    ]
+
+
+def test_failed_out_writes_certain_failures_in_the_input_format_and_line_order(
+    server: ThreadedFake, capsys: pytest.CaptureFixture[str], tmp_path: Path
+):
+    for index in (7, 2, 5):
+        server.add_fault(Fault(status=400, at={index}))
+    server.add_fault(Fault(status=500, at={9}))  # ambiguous: not in the file
+    path = tmp_path / "pushes.csv"
+    path.write_text(
+        "title,description,image,link,ttl\n"
+        + "".join(f"Push {i},d,https://e.com/i.png,https://e.com,60\n" for i in range(12)),
+        encoding="utf-8",
+    )
+    failed_out = tmp_path / "failed.csv"
+    code, out, err = run(
+        capsys, "batch", str(path), "--concurrency", "1", "--failed-out", str(failed_out)
+    )
+    assert code == 1
+    rows = failed_out.read_text().splitlines()
+    assert rows[0].startswith("campaign_id,title,")
+    assert [r.split(",")[1] for r in rows[1:]] == ["Push 2", "Push 5", "Push 7"]
+    listed = [line.strip() for line in out.splitlines() if line.strip().startswith("line ")]
+    assert [line.split(":")[0] for line in listed] == ["line 4", "line 7", "line 9", "line 11"]
+    assert "see the journal" not in out
+    assert "3 failed push(es) written to" in err
+
+
+def test_more_failures_than_listed_point_to_failed_out_not_a_missing_journal(
+    server: ThreadedFake, capsys: pytest.CaptureFixture[str], tmp_path: Path
+):
+    server.add_fault(Fault(status=400))
+    path = write_jsonl(tmp_path / "pushes.jsonl", pushes(25))
+    code, out, _ = run(capsys, "batch", str(path))
+    assert code == 1
+    assert "... and 5 more (--failed-out FILE writes them all)" in out
+    assert "journal" not in out
+
+
+@pytest.mark.parametrize(
+    ("content", "extra"),
+    [("", []), ("title,description,image,link,ttl\n", []), ("\n\n", [])],
+)
+def test_an_empty_input_is_an_error_unless_allowed(
+    server: ThreadedFake,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    content: str,
+    extra: list[str],
+):
+    path = tmp_path / "pushes.csv"
+    path.write_text(content, encoding="utf-8")
+    for command in ("batch", "validate"):
+        code, _, err = run(capsys, command, str(path), *extra)
+        assert code == 2
+        assert "holds no pushes" in err
+        assert "--allow-empty" in err
+        code, _, _ = run(capsys, command, str(path), "--allow-empty")
+        assert code == 0
+    assert server.requests() == []
+
+
+def test_stdin_with_a_bom_or_a_json_array_is_read_not_taken_for_an_empty_csv(
+    server: ThreadedFake, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    inputs = [
+        b"\xef\xbb\xbf" + json.dumps(PUSH).encode() + b"\r\n",
+        json.dumps(pushes(2)).encode(),
+    ]
+    for data in inputs:
+        stdin = io.TextIOWrapper(io.BytesIO(data), encoding="latin-1")
+        monkeypatch.setattr(sys, "stdin", stdin)
+        code, out, _ = run(capsys, "validate", "-")
+        assert code == 0
+        assert "0 invalid" in out
+        assert "0 pushes" not in out
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"hello\n")))
+    code, _, err = run(capsys, "batch", "-")
+    assert code == 2
+    assert "can't tell its format" in err
+    assert server.requests() == []
+
+
+def test_hostile_file_content_is_reported_escaped_without_a_traceback(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+):
+    path = tmp_path / "pushes.jsonl"
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps({**PUSH, "\x1b[31mred": 1}) + "\n")
+        handle.write(json.dumps({**PUSH, "\ud800": 1}) + "\n")  # a lone surrogate, escaped
+        handle.write('{"title": ' + "[" * 100_000 + "\n")
+        handle.write("x" * 50_000_000 + "\n")
+    code, out, err = run(capsys, "validate", str(path))
+    assert code == 1
+    assert "\x1b" not in out + err
+    assert out.splitlines() == [
+        "line 1: \\x1b[31mred: is not a field of a web push",
+        "line 2: \\ud800: is not a field of a web push",
+        "line 3: is JSON nested too deeply",
+        "line 4: is longer than 262144 characters",
+        "4 pushes checked: 0 valid, 4 invalid",
+    ]
+
+
+def test_messages_speak_the_users_terms(server: ThreadedFake, capsys: pytest.CaptureFixture[str]):
+    argv = list(SEND_ARGS)
+    argv[argv.index("--ttl") + 1] = "1h"  # a unit is understood
+    code, _, _ = run(capsys, *argv, "--partner-id", PARTNER)
+    assert code == 0
+    assert server.launches()[0].body["ttl"] == "3600"
+    code, _, err = run(capsys, "fake-server", "--fault", "bogus")
+    assert code == 2
+    assert "invalid literal" not in err
+    assert "int()" not in err
+    assert "argument --fault: " in err
+
+
+def test_a_locked_journal_is_an_error_before_any_summary(
+    server: ThreadedFake, capsys: pytest.CaptureFixture[str], tmp_path: Path
+):
+    import fcntl
+
+    path = write_jsonl(tmp_path / "pushes.jsonl", pushes(3))
+    journal = tmp_path / "journal.jsonl"
+    journal.write_text('{"journal":"insider-webpush batch","version":2}\n')
+    with open(journal, "rb+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code, out, err = run(capsys, "batch", str(path), "--journal", str(journal))
+    assert code == 2
+    assert "in use by another batch" in err
+    assert "batch summary" not in out  # no blank "0 of 3"
+    assert server.requests() == []
+
+
+def test_a_journal_mismatch_is_reported_by_line(
+    server: ThreadedFake, capsys: pytest.CaptureFixture[str], tmp_path: Path
+):
+    path = write_jsonl(tmp_path / "pushes.jsonl", pushes(5))
+    journal = tmp_path / "journal.jsonl"
+    code, _, _ = run(capsys, "batch", str(path), "--journal", str(journal))
+    assert code == 0
+    rows = pushes(5)
+    rows[3]["title"] = "edited"
+    path.write_text("\n" + "".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    code, _, err = run(capsys, "batch", str(path), "--journal", str(journal))
+    assert code == 2
+    assert "error: line 5 does not match the journal" in err  # push #3, after a blank line
+    assert "push #" not in err
+
+
+def test_sigterm_stops_a_batch_like_ctrl_c(server: ThreadedFake, tmp_path: Path):
+    journal = tmp_path / "batch.journal"
+    path = write_jsonl(tmp_path / "pushes.jsonl", pushes(60))
+    argv = [sys.executable, "-m", "insider_webpush", "batch", str(path), "--journal", str(journal)]
+    argv += ["--rate-limit", "40", "--rate-period", "1", "--concurrency", "4"]
+    env = {**os.environ, "INSIDER_API_KEY": KEY}
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    deadline = time.monotonic() + 20
+    while len(server.launches()) < 10 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert "stopping (SIGTERM): finishing the pushes already taken" in err
+    assert "batch summary" in out
+    assert re.search(r"^\s*failed\s+0\s*$", out, re.MULTILINE)  # none cut off on the wire
+    assert "stopped by SIGTERM: run the same command again" in err

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 from collections.abc import Iterator
 
 from ..client import WebPushClient
 from ..models import WebPush
+from ..pushfile import read_pushes, write_pushes
 from ..testing import FakeInsider
 from ._common import DEMO_PARTNER, EXIT_FAILED, EXIT_OK
 from .output import Output
@@ -31,6 +34,16 @@ async def run(args: argparse.Namespace, out: Output) -> int:
     rate_limit: int = args.rate_limit
     period: float = args.rate_period
     tally = Tally(args.count, rate_limit / period)
+    with tempfile.TemporaryDirectory(prefix="insider-webpush-demo-") as folder:
+        # The pushes go through a push file, as a batch's would (insider_webpush.pushfile).
+        path = os.path.join(folder, "demo-pushes.jsonl")
+        write_pushes(demo_pushes(args.count), path)
+        return await _send(args, out, tally, path)
+
+
+async def _send(args: argparse.Namespace, out: Output, tally: Tally, path: str) -> int:
+    rate_limit: int = args.rate_limit
+    period: float = args.rate_period
     expected = args.count / tally.quota_per_second
     async with FakeInsider(
         api_key=DEMO_KEY, partner_id=DEMO_PARTNER, rate_limit=rate_limit, rate_period=period
@@ -49,9 +62,7 @@ async def run(args: argparse.Namespace, out: Output) -> int:
             rate_period=period,
         ) as client:
             view = progress_view(out, "demo", tally, args.progress_interval)
-            await run_stream(
-                client, demo_pushes(args.count), view, tally, concurrency=args.concurrency
-            )
+            await run_stream(client, read_pushes(path), view, tally, concurrency=args.concurrency)
         busiest = fake.max_in_window(period)
         rejected = fake.count(status=429)
     rows = summary_rows(tally)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ..batch import JournalError, JournalMismatchError
+from ..batch import BatchInputError, JournalError, JournalMismatchError
 from ..errors import AuthenticationError, InsiderError, ValidationError
 from ._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from .credentials import KEY_VARIABLE
@@ -23,6 +23,8 @@ def explain(exc: BaseException, lines: dict[int, int] | None = None) -> tuple[st
     """
     if isinstance(exc, UsageError):
         return exc.message, EXIT_USAGE
+    if isinstance(exc, BatchInputError) and isinstance(exc.__cause__, ValidationError):
+        return str(exc.__cause__), EXIT_USAGE  # the input itself (stdin) is not a push file
     if isinstance(exc, AuthenticationError):
         return refused(exc), EXIT_USAGE
     if isinstance(exc, JournalMismatchError):
