@@ -1,31 +1,33 @@
 """The push file: pushes in JSONL, CSV or a JSON array, read lazily and written back.
 
-One format for the ``insider-webpush`` command and for code::
+One format for the `insider-webpush` command and for code:
 
-    from insider_webpush.pushfile import read_pushes
+```python
+from insider_webpush.pushfile import read_pushes
 
-    async for outcome in client.stream(read_pushes("pushes.jsonl")):
-        ...
+async for outcome in client.stream(read_pushes("pushes.jsonl")):
+    ...
+```
 
-**Records.** Each push is a JSON object with the launch body's wire names (``title``,
-``description``, ``image``, ``link``, ``ttl``, optional ``banner``, ``include_unengage`` (or
-``include_unengaged``), ``language``, ``target`` and ``partner_id``), plus an optional
-``campaign_id``: a draft's id, which makes the item a ``(campaign_id, WebPush)`` pair that
+**Records.** Each push is a JSON object with the launch body's wire names (`title`,
+`description`, `image`, `link`, `ttl`, optional `banner`, `include_unengage` (or
+`include_unengaged`), `language`, `target` and `partner_id`), plus an optional
+`campaign_id`: a draft's id, which makes the item a `(campaign_id, WebPush)` pair that
 launches that draft. A CSV file has one column per field (an empty cell is an absent field),
-the target as ``target_attribute`` and ``target_values`` (values separated by ``|``), and
-``true``/``false`` (or ``yes``/``no``, ``1``/``0``) for ``include_unengage``.
+the target as `target_attribute` and `target_values` (values separated by `|`), and
+`true`/`false` (or `yes`/`no`, `1`/`0`) for `include_unengage`.
 
-**Sources.** A path (``str`` or ``os.PathLike``), ``"-"`` for standard input, or an open
-text or binary stream. Bytes are decoded as UTF-8 (``encoding=``), a leading byte-order mark
+**Sources.** A path (`str` or `os.PathLike`), `"-"` for standard input, or an open
+text or binary stream. Bytes are decoded as UTF-8 (`encoding=`), a leading byte-order mark
 is dropped and CRLF line ends are read like LF on every kind of source.
 
-**Format.** ``format=None`` picks it from the suffix (``.jsonl``/``.ndjson``: JSONL,
-``.csv``: CSV, ``.json``: a JSON array or JSONL, told by the first character) and otherwise
-from the content: ``[`` starts a JSON array, ``{`` a JSONL file, a header naming push fields a
-CSV file. Anything else is a :class:`PushFileError`, never an empty read.
+**Format.** `format=None` picks it from the suffix (`.jsonl`/`.ndjson`: JSONL, `.csv`: CSV, `.json`:
+a JSON array or JSONL, told by the first character) and otherwise from the content: `[` starts a
+JSON array, `{` a JSONL file, a header naming push fields a CSV file. Anything else is a
+[`PushFileError`][insider_webpush.pushfile.PushFileError], never an empty read.
 
 **Limits.** A line (a JSON array's element) longer than
-:data:`~insider_webpush.models.PUSH_LINE_MAX` characters is an error for that line, so
+[`PUSH_LINE_MAX`][insider_webpush.models.PUSH_LINE_MAX] characters is an error for that line, so
 memory stays bounded by one line whatever the input.
 """
 
@@ -97,13 +99,14 @@ _CHUNK = 64 * 1024
 
 
 class PushFileError(ValidationError):
-    """A push file, or one of its lines, is not what :mod:`insider_webpush.pushfile` reads.
+    """A push file, or one of its lines, is not what
+    [`insider_webpush.pushfile`][insider_webpush.pushfile] reads.
 
     Attributes:
         line (int | None): the 1-based line the bad record starts on; None for the file as a
             whole (unreadable, unknown format).
-        field (str): the field at fault (``"title"``, ``"campaign_id"``...), or ``"line"`` /
-            ``"file"`` when no single field is.
+        field (str): the field at fault (`"title"`, `"campaign_id"`...), or `"line"` /
+            `"file"` when no single field is.
         message (str): what is wrong, with the limit it broke.
         source (str | None): the file's name, when it has one.
         reason (str): the field and the message, without the file and line.
@@ -137,8 +140,8 @@ class Record:
 
     Attributes:
         line (int): the 1-based line the record starts on.
-        item (WebPush | tuple[int, WebPush] | None): what ``send_many``/``stream`` take; None
-            when ``error`` is set.
+        item (WebPush | tuple[int, WebPush] | None): what `send_many`/`stream` take; None
+            when `error` is set.
         error (PushFileError | None): why the record is not a push.
     """
 
@@ -158,18 +161,18 @@ def read_pushes(
     """The pushes of a push file, lazily, in file order.
 
     Args:
-        source: a path, ``"-"`` (standard input), or an open text or binary stream (not
+        source: a path, `"-"` (standard input), or an open text or binary stream (not
             closed here).
-        format: ``"jsonl"``, ``"csv"`` or ``"json"`` (an array); None (default) tells it from
+        format: `"jsonl"`, `"csv"` or `"json"` (an array); None (default) tells it from
             the suffix and the content.
         encoding: of a path or a binary stream; default UTF-8, a leading BOM is dropped.
 
     Yields:
-        A :class:`~insider_webpush.models.WebPush`, or ``(campaign_id, WebPush)`` for a
-        record that names a draft: exactly the items ``send_many`` and ``stream`` take.
+        A [`WebPush`][insider_webpush.models.WebPush], or `(campaign_id, WebPush)` for a
+        record that names a draft: exactly the items `send_many` and `stream` take.
 
     Raises:
-        PushFileError: at the first bad record (with its ``.line`` and ``.field``), or when
+        PushFileError: at the first bad record (with its `.line` and `.field`), or when
             the file can't be read or its format can't be told.
     """
     for record in read_lines(source, format=format, encoding=encoding):
@@ -182,12 +185,12 @@ def read_pushes(
 def read_lines(
     source: Source, *, format: Format | None = None, encoding: str = "utf-8"
 ) -> PushFileReader:
-    """Every record of a push file, good or bad, lazily: what ``validate`` reports.
+    """Every record of a push file, good or bad, lazily: what `validate` reports.
 
-    Takes the arguments of :func:`read_pushes`. The file is opened on the first ``next()``,
-    and closed when the records run out or the reader is closed (``with read_lines(...) as
-    records:``). A bad record does not stop the reading, except one that leaves the rest
-    unreadable (a broken JSON array, a CSV line over the limit, undecodable text in a text
+    Takes the arguments of [`read_pushes`][insider_webpush.pushfile.read_pushes]. The file is opened
+    on the first `next()`, and closed when the records run out or the reader is closed (`with
+    read_lines(...) as records:`). A bad record does not stop the reading, except one that leaves
+    the rest unreadable (a broken JSON array, a CSV line over the limit, undecodable text in a text
     stream): that is the last record.
 
     Raises:
@@ -199,7 +202,8 @@ def read_lines(
 
 
 class PushFileReader(Iterator[Record]):
-    """The iterator :func:`read_lines` returns; ``.format`` is known after the first record."""
+    """The iterator [`read_lines`][insider_webpush.pushfile.read_lines] returns; `.format` is known
+    after the first record."""
 
     def __init__(self, source: Source, format: Format | None, encoding: str) -> None:
         self._source = source
@@ -249,20 +253,21 @@ def write_pushes(
     *,
     format: Format | None = None,
 ) -> int:
-    """Write pushes in a format :func:`read_pushes` reads back to the same items.
+    """Write pushes in a format [`read_pushes`][insider_webpush.pushfile.read_pushes] reads back to
+    the same items.
 
     Args:
-        pushes: ``WebPush`` items or ``(campaign_id, WebPush)`` pairs.
-        destination: a path (created or truncated), ``"-"`` (standard output) or an open text
+        pushes: `WebPush` items or `(campaign_id, WebPush)` pairs.
+        destination: a path (created or truncated), `"-"` (standard output) or an open text
             stream (not closed here).
-        format: ``"jsonl"``, ``"csv"`` or ``"json"``; None (default) takes a path's suffix,
+        format: `"jsonl"`, `"csv"` or `"json"`; None (default) takes a path's suffix,
             else JSONL.
 
     Returns:
         How many pushes were written.
 
     Raises:
-        PushFileError: an item that is not a push, or a target value holding ``|`` in CSV.
+        PushFileError: an item that is not a push, or a target value holding `|` in CSV.
         OSError: the destination can't be written.
     """
     name = _name_of(destination)
@@ -309,8 +314,8 @@ def _name_of(source: object) -> str | None:
 
 @contextlib.contextmanager
 def _open_text(source: Source, encoding: str, name: str | None) -> Iterator[IO[str]]:
-    """``source`` as text with untranslated line ends. A byte that does not decode becomes a
-    lone surrogate (``surrogateescape``), so the record holding it is the one reported.
+    """`source` as text with untranslated line ends. A byte that does not decode becomes a
+    lone surrogate (`surrogateescape`), so the record holding it is the one reported.
     """
     try:
         codecs.lookup(encoding)
@@ -348,8 +353,8 @@ class _TooLong(Exception):
 
 class _Lines:
     """The physical lines of a text, numbered from 1, the BOM dropped, each read with a bound:
-    a longer line is skipped to its end and reported as None (and raised as :class:`_TooLong`
-    to a CSV reader, which can't resume mid-record).
+    a longer line is skipped to its end and reported as None (and raised as
+    [`_TooLong`][insider_webpush.pushfile._TooLong] to a CSV reader, which can't resume mid-record).
     """
 
     def __init__(self, text: IO[str], name: str | None) -> None:
@@ -380,7 +385,7 @@ class _Lines:
         return line
 
     def read(self) -> str | EllipsisType | None:
-        """The next line; None when it is too long; ``...`` at the end."""
+        """The next line; None when it is too long; `...` at the end."""
         line = self._pending.pop(0) if self._pending else self._fresh()
         if line is not ...:
             self.number += 1
@@ -511,7 +516,7 @@ def _csv_problem(exc: Exception) -> str:
 
 
 def _header_problem(header: list[str]) -> tuple[str, str] | None:
-    """(field, message) when ``header`` is not a push file's CSV header."""
+    """(field, message) when `header` is not a push file's CSV header."""
     seen: set[str] = set()
     for cell in header:
         column = cell.strip()
@@ -564,7 +569,7 @@ def _json_array(lines: _Lines, name: str | None, encoding: str) -> Iterator[Reco
         return True
 
     def skip_blank() -> bool:
-        """Move ``position`` to the next character that is not blank; False at the end."""
+        """Move `position` to the next character that is not blank; False at the end."""
         nonlocal buffer, top, position
         while True:
             position = _BLANK.match(buffer, position).end()  # type: ignore[union-attr]

@@ -1,26 +1,27 @@
-"""``Fault``: a misbehaviour for :class:`~insider_webpush.testing.FakeInsider` to inject.
+"""`Fault`: a misbehaviour for [`FakeInsider`][insider_webpush.testing.server.FakeInsider] to
+inject.
 
-``faults`` is a list of :class:`Fault`, checked in order for every request after its arrival
-is recorded; the first that matches applies. A fault matches a request when its
-``operation`` is None or the request's, its ``at`` is None or holds the request's index
-(0-based, over every request the server received), and, when ``probability`` is above 0, a
-draw of the ``seed``-ed random generator falls below it. A fault with neither ``at`` nor a
-``probability`` matches every request. What a matching fault does:
+`faults` is a list of [`Fault`][insider_webpush.testing.faults.Fault], checked in order for every
+request after its arrival is recorded; the first that matches applies. A fault matches a request
+when its `operation` is None or the request's, its `at` is None or holds the request's index
+(0-based, over every request the server received), and, when `probability` is above 0, a draw of the
+`seed`-ed random generator falls below it. A fault with neither `at` nor a `probability` matches
+every request. What a matching fault does:
 
-- ``status=N`` answers ``N`` with ``{"message": ...}`` (a ``429`` carries ``Retry-After`` when
-  ``retry_after`` is set) instead of processing the request: no key, quota or body check,
+- `status=N` answers `N` with `{"message": ...}` (a `429` carries `Retry-After` when
+  `retry_after` is set) instead of processing the request: no key, quota or body check,
   nothing created or launched.
-- ``drop=True`` closes the connection without an answer: the client sees the server
-  disconnect (``aiohttp.ServerDisconnectedError``); the record's ``status`` is ``None``.
-- ``processed=True`` (with ``status`` or ``drop``) first processes the request as if there were
+- `drop=True` closes the connection without an answer: the client sees the server
+  disconnect (`aiohttp.ServerDisconnectedError`); the record's `status` is `None`.
+- `processed=True` (with `status` or `drop`) first processes the request as if there were
   no fault, so a launch that would have succeeded is carried out and recorded in
-  ``launches``, then answers with the fault: Insider launched the push, the client cannot tell.
-- ``latency=S`` waits ``S`` seconds before answering. With neither ``status`` nor ``drop`` the
+  `launches`, then answers with the fault: Insider launched the push, the client cannot tell.
+- `latency=S` waits `S` seconds before answering. With neither `status` nor `drop` the
   request is processed normally when it arrives and the answer is late, so a client that
-  times out has still launched the push. ``FakeInsider.close()`` cuts such waits short.
+  times out has still launched the push. `FakeInsider.close()` cuts such waits short.
 
-:meth:`Fault.parse` reads the one-line form the ``insider-webpush fake-server --fault`` option
-takes, e.g. ``"503:0.02"`` or ``"500@3,processed"``.
+[`Fault.parse`][insider_webpush.testing.faults.Fault.parse] reads the one-line form the
+`insider-webpush fake-server --fault` option takes, e.g. `"503:0.02"` or `"500@3,processed"`.
 """
 
 from __future__ import annotations
@@ -67,31 +68,31 @@ def _check_seconds(_inst: object, attr: attrs.Attribute[Any], value: float | Non
 
 @attrs.frozen(kw_only=True)
 class Fault:
-    """A misbehaviour for :class:`~insider_webpush.testing.FakeInsider` to inject.
+    """A misbehaviour for [`FakeInsider`][insider_webpush.testing.server.FakeInsider] to inject.
 
-    ``Fault(status=500, at={3})`` answers the fourth request with a 500,
-    ``Fault(drop=True, probability=0.01)`` drops 1 % of connections, and
-    ``Fault(status=500, processed=True, operation=Operation.LAUNCH_V2, probability=0.05)``
+    `Fault(status=500, at={3})` answers the fourth request with a 500,
+    `Fault(drop=True, probability=0.01)` drops 1 % of connections, and
+    `Fault(status=500, processed=True, operation=Operation.LAUNCH_V2, probability=0.05)`
     launches 5 % of pushes and still answers 500. The module docs say how faults match.
 
     Args:
         status (int | None): answer this HTTP status (100-599) instead of the server; default
             None (no status of its own).
-        drop (bool): close the connection without an answer; not with ``status``. Default False.
+        drop (bool): close the connection without an answer; not with `status`. Default False.
         latency (float): seconds to wait before answering, >= 0; default 0.
         at (int | Iterable[int] | None): request indices (0-based, in order of arrival) the
             fault applies to; default None (any).
         probability (float): 0 to 1; above 0, the share of matching requests picked at random
-            (by the fake's ``seed``); default 0 (every matching request).
+            (by the fake's `seed`); default 0 (every matching request).
         processed (bool): carry the request out first, then fail; default False.
-        retry_after (float | None): seconds for the ``Retry-After`` header of a 429 fault;
+        retry_after (float | None): seconds for the `Retry-After` header of a 429 fault;
             default None (no header).
         operation (Operation | None): only requests of this operation; default None (any).
         message (str | None): the error body's message; default None, a message per status.
 
     Raises:
-        ValidationError: a value out of its range, or both ``status`` and ``drop``.
-        TypeError: ``operation`` is not an :class:`~insider_webpush.Operation`.
+        ValidationError: a value out of its range, or both `status` and `drop`.
+        TypeError: `operation` is not an [`Operation`][insider_webpush.endpoints.Operation].
     """
 
     status: int | None = attrs.field(default=None)
@@ -131,17 +132,17 @@ class Fault:
 
     @classmethod
     def parse(cls, spec: str) -> Fault:
-        """Read a fault from its one-line form, as ``fake-server --fault`` takes it.
+        """Read a fault from its one-line form, as `fake-server --fault` takes it.
 
-        The form is ``WHAT[:PROBABILITY][@INDEX][,OPTION...]``. ``WHAT`` is an HTTP error
-        status (400-599), ``drop`` (close the connection without an answer) or ``slow``
-        (answer normally, late: needs ``latency``). ``PROBABILITY`` (more than 0, at most 1)
-        picks requests at random; ``@INDEX`` picks the request with that index (0 is the
-        first); with neither, every request. Each ``OPTION`` is ``latency=SECONDS`` (wait
-        before answering), ``retry-after=SECONDS`` (a 429's header), ``processed`` (carry the
-        request out, then fail) or ``op=OPERATION`` (only ``create``, ``launch_v1``,
-        ``launch_v2`` or ``delete`` requests). Examples: ``"503:0.02"``, ``"drop:0.01"``,
-        ``"429:0.05,retry-after=1"``, ``"500@3,processed"``, ``"slow:0.1,latency=2"``.
+        The form is `WHAT[:PROBABILITY][@INDEX][,OPTION...]`. `WHAT` is an HTTP error
+        status (400-599), `drop` (close the connection without an answer) or `slow`
+        (answer normally, late: needs `latency`). `PROBABILITY` (more than 0, at most 1)
+        picks requests at random; `@INDEX` picks the request with that index (0 is the
+        first); with neither, every request. Each `OPTION` is `latency=SECONDS` (wait
+        before answering), `retry-after=SECONDS` (a 429's header), `processed` (carry the
+        request out, then fail) or `op=OPERATION` (only `create`, `launch_v1`,
+        `launch_v2` or `delete` requests). Examples: `"503:0.02"`, `"drop:0.01"`,
+        `"429:0.05,retry-after=1"`, `"500@3,processed"`, `"slow:0.1,latency=2"`.
 
         Args:
             spec (str): the one-line form.
@@ -150,9 +151,9 @@ class Fault:
             Fault: the fault it describes.
 
         Raises:
-            ValidationError: ``field`` is ``"fault"``; the message names the part that is
-                wrong and the values it takes, e.g. ``WHAT must be an HTTP error status
-                (400-599), 'drop' or 'slow', not 'bogus'``.
+            ValidationError: `field` is `"fault"`; the message names the part that is
+                wrong and the values it takes, e.g. `WHAT must be an HTTP error status
+                (400-599), 'drop' or 'slow', not 'bogus'`.
         """
         if not isinstance(spec, str):
             raise ValidationError("fault", f"must be a string, not {type(spec).__name__}")
@@ -234,7 +235,7 @@ def _operation(text: str) -> Operation:
 
 
 def _number(text: str) -> float | None:
-    """``text`` as a finite float; None when it is not one."""
+    """`text` as a finite float; None when it is not one."""
     try:
         value = float(text)
     except ValueError:

@@ -15,16 +15,19 @@ from ._answers import Answer
 __all__ = ["InProcessTransport", "Responder"]
 
 Responder = Callable[[str, str, Mapping[str, str], bytes | None], Awaitable[Answer | None]]
-"""``(method, path, headers, body) -> answer`` (None: the connection is dropped), as
-:meth:`FakeInsider.answer <insider_webpush.testing.FakeInsider.answer>`."""
+"""`(method, path, headers, body) -> answer` (None: the connection is dropped), as
+[`FakeInsider.answer
+<insider_webpush.testing.FakeInsider.answer>`][insider_webpush.testing.inprocess.FakeInsider.answer
+<insider_webpush.testing.FakeInsider.answer>]."""
 
 
 class InProcessTransport:
-    """A :class:`~insider_webpush.transport.Transport` that hands each request to a fake's
-    ``respond`` coroutine, with no socket and no HTTP parsing.
+    """A [`Transport`][insider_webpush.transport.Transport] that hands each request to a fake's
+    `respond` coroutine, with no socket and no HTTP parsing.
 
-    A dropped connection, and an answer later than ``timeouts.total``, are a
-    :class:`~insider_webpush.TransportError` of stage ``SENT``: the fake had the request.
+    A dropped connection, and an answer later than `timeouts.total`, are a
+    [`TransportError`][insider_webpush.errors.TransportError] of stage `SENT`: the fake had the
+    request.
     """
 
     def __init__(self, respond: Responder) -> None:

@@ -1,34 +1,35 @@
 """pytest fixtures for code that uses insider-webpush: a local fake Insider and a client.
 
-pytest loads this plugin by itself once insider-webpush is installed (the ``pytest11`` entry
-point ``insider_webpush``; ``-p no:insider_webpush`` turns it off). The fixtures are async:
-they need pytest-asyncio (``pip install pytest-asyncio``), in either of its modes. In strict
-mode mark the tests that use them ``@pytest.mark.asyncio``; in auto mode nothing is needed.
+pytest loads this plugin by itself once insider-webpush is installed (the `pytest11` entry
+point `insider_webpush`; `-p no:insider_webpush` turns it off). The fixtures are async:
+they need pytest-asyncio (`pip install pytest-asyncio`), in either of its modes. In strict
+mode mark the tests that use them `@pytest.mark.asyncio`; in auto mode nothing is needed.
 
-``insider_fake``
-    A started :class:`~insider_webpush.testing.FakeInsider` on a free port of 127.0.0.1,
-    closed after the test. Its key is ``"test"``, its partner id ``"10000001"``, its quota
-    Insider's (6000 launches per 60 s); ``insider_fake.requests``, ``insider_fake.launches``
-    and ``insider_fake.count(...)`` tell what it received, ``insider_fake.faults`` takes
-    :class:`~insider_webpush.testing.Fault`\\s at any time.
-``insider_client``
-    An open :class:`~insider_webpush.WebPushClient` aimed at ``insider_fake``
-    (``insider_fake.client()``: the fake's key, partner id, address and quota), closed after
-    the test. For other client settings, ``async with insider_fake.client(retry=..., ...)``.
-``insider_fake_options``
-    The keyword arguments ``insider_fake`` passes to ``FakeInsider`` (a dict; default: those
-    of the test's ``insider_fake`` marker, else none). Set them for one test with the
-    marker, or for a module or a directory by overriding the fixture::
+- `insider_fake`: a started [`FakeInsider`][insider_webpush.testing.server.FakeInsider] on a
+  free port of 127.0.0.1, closed after the test. Its key is `"test"`, its partner id
+  `"10000001"`, its quota Insider's (6000 launches per 60 s); `insider_fake.requests`,
+  `insider_fake.launches` and `insider_fake.count(...)` tell what it received,
+  `insider_fake.faults` takes faults ([`Fault`][insider_webpush.testing.faults.Fault]) at any
+  time.
+- `insider_client`: an open [`WebPushClient`][insider_webpush.client.WebPushClient] aimed at
+  `insider_fake` (`insider_fake.client()`: the fake's key, partner id, address and quota),
+  closed after the test. For other client settings,
+  `async with insider_fake.client(retry=..., ...)`.
+- `insider_fake_options`: the keyword arguments `insider_fake` passes to `FakeInsider` (a
+  dict; default: those of the test's `insider_fake` marker, else none). Set them for one test
+  with the marker, or for a module or a directory by overriding the fixture:
 
-        @pytest.mark.insider_fake(rate_limit=5, rate_period=0.5)  # this test only
-        async def test_quota(insider_fake, insider_client): ...
+```python
+@pytest.mark.insider_fake(rate_limit=5, rate_period=0.5)  # this test only
+async def test_quota(insider_fake, insider_client): ...
 
-        @pytest.fixture  # in a test module or a conftest.py: every test there
-        def insider_fake_options():
-            return {"api_key": "my-key", "rate_limit": 50, "rate_period": 0.5}
+@pytest.fixture  # in a test module or a conftest.py: every test there
+def insider_fake_options():
+    return {"api_key": "my-key", "rate_limit": 50, "rate_period": 0.5}
+```
 
 Without pytest-asyncio the plugin still loads and stays out of the way; a test that asks for
-``insider_fake`` or ``insider_client`` then fails with a message saying to install it.
+`insider_fake` or `insider_client` then fails with a message saying to install it.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def insider_fake_options(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """The keyword arguments of ``FakeInsider`` for ``insider_fake``: the test's
-    ``insider_fake`` marker's (``@pytest.mark.insider_fake(rate_limit=5)``), else none.
+    """The keyword arguments of `FakeInsider` for `insider_fake`: the test's
+    `insider_fake` marker's (`@pytest.mark.insider_fake(rate_limit=5)`), else none.
     Override this fixture to set them for a module or a directory."""
     marker = request.node.get_closest_marker(MARKER)
     return dict(marker.kwargs) if marker is not None else {}
@@ -77,8 +78,8 @@ if _HAVE_PYTEST_ASYNCIO:
 
     @pytest_asyncio.fixture
     async def insider_fake(insider_fake_options: dict[str, Any]) -> AsyncIterator[FakeInsider]:
-        """A started ``FakeInsider`` (key ``"test"``, partner id ``"10000001"``, Insider's
-        quota, unless ``insider_fake_options`` says otherwise), closed after the test."""
+        """A started `FakeInsider` (key `"test"`, partner id `"10000001"`, Insider's
+        quota, unless `insider_fake_options` says otherwise), closed after the test."""
         from .server import FakeInsider
 
         async with FakeInsider(**insider_fake_options) as fake:
@@ -86,7 +87,7 @@ if _HAVE_PYTEST_ASYNCIO:
 
     @pytest_asyncio.fixture
     async def insider_client(insider_fake: FakeInsider) -> AsyncIterator[WebPushClient]:
-        """An open ``WebPushClient`` aimed at ``insider_fake`` (``insider_fake.client()``),
+        """An open `WebPushClient` aimed at `insider_fake` (`insider_fake.client()`),
         closed after the test."""
         async with insider_fake.client() as client:
             yield client

@@ -15,13 +15,13 @@ __all__ = ["RecordedRequest", "max_in_window"]
 class RecordedRequest:
     """One request as the fake received it.
 
-    ``index`` is its place in order of arrival (0-based); ``operation`` is None for an unknown
-    route. ``body`` is the decoded JSON (the text itself when it was not JSON, None when empty;
-    byte-identical bodies share one object: treat it as read-only); ``arrived_at`` is its
-    arrival time in seconds (for :class:`~insider_webpush.testing.FakeInsider`, the event
-    loop's ``loop.time()`` once the body was read); ``status`` is what the server answered
-    (None: the connection was dropped); ``campaign_id`` is the id in a success answer.
-    ``headers`` hold ``Authorization: Bearer <redacted>``, never the key.
+    `index` is its place in order of arrival (0-based); `operation` is None for an unknown route.
+    `body` is the decoded JSON (the text itself when it was not JSON, None when empty;
+    byte-identical bodies share one object: treat it as read-only); `arrived_at` is its arrival time
+    in seconds (for [`FakeInsider`][insider_webpush.testing.server.FakeInsider], the event loop's
+    `loop.time()` once the body was read); `status` is what the server answered (None: the
+    connection was dropped); `campaign_id` is the id in a success answer. `headers` hold
+    `Authorization: Bearer <redacted>`, never the key.
     """
 
     index: int
@@ -36,7 +36,7 @@ class RecordedRequest:
 
 
 def max_in_window(times: Sequence[float], period: float) -> int:
-    """Most of the sorted ``times`` in any half-open window ``[s, s + period)``."""
+    """Most of the sorted `times` in any half-open window `[s, s + period)`."""
     best = 0
     start = 0
     for end, time in enumerate(times):

@@ -1,9 +1,11 @@
-"""``FakeInsider``: the :class:`Simulator` served on loopback HTTP by a thin aiohttp server.
+"""`FakeInsider`: the [`Simulator`][insider_webpush.testing.simulator.Simulator] served on loopback
+HTTP by a thin aiohttp server.
 
-The server reads each request, hands it to the simulator with the event loop's time
-(``loop.time()``, the clock the SDK's limiter uses) and carries out its reply: waits out a
-fault's latency, then answers or closes the connection unanswered. :meth:`FakeInsider.transport`
-serves the same simulator in process, without a socket.
+The server reads each request, hands it to the simulator with the event loop's time (`loop.time()`,
+the clock the SDK's limiter uses) and carries out its reply: waits out a fault's latency, then
+answers or closes the connection unanswered.
+[`FakeInsider.transport`][insider_webpush.testing.server.FakeInsider.transport] serves the same
+simulator in process, without a socket.
 """
 
 from __future__ import annotations
@@ -35,21 +37,22 @@ _SHUTDOWN_TIMEOUT: Final = 1.0  # seconds close() gives a handler still running
 class FakeInsider(Simulator):
     """A local Insider Single Web Push server for tests, demos and benchmarks.
 
-    ``async with FakeInsider() as fake:`` starts it on a free port of 127.0.0.1; talk to
-    ``fake.base_url`` with ``fake.api_key`` (``"test"``) and ``fake.partner_id``, or use
-    ``fake.client()``. What it enforces, how the quota counts and what it records are the
-    :class:`~insider_webpush.testing.simulator.Simulator`'s; how :class:`Fault`\\s apply is in
-    :mod:`insider_webpush.testing.faults`.
+    `async with FakeInsider() as fake:` starts it on a free port of 127.0.0.1; talk to
+    `fake.base_url` with `fake.api_key` (`"test"`) and `fake.partner_id`, or use `fake.client()`.
+    What it enforces, how the quota counts and what it records are the
+    [`Simulator`][insider_webpush.testing.simulator.Simulator]'s; how
+    faults ([`Fault`][insider_webpush.testing.faults.Fault]) apply is in
+    [`insider_webpush.testing.faults`][insider_webpush.testing.faults].
 
     Args:
-        api_key (str): the key it accepts; default ``"test"``.
-        partner_id (str | int): the account's partner id; default ``"10000001"``.
-        rate_limit (int): launch v2 requests per ``rate_period``; default 6000.
+        api_key (str): the key it accepts; default `"test"`.
+        partner_id (str | int): the account's partner id; default `"10000001"`.
+        rate_limit (int): launch v2 requests per `rate_period`; default 6000.
         rate_period (float): seconds of the launch v2 window; default 60.
         v1_rate_limit (int): create, launch v1 and delete requests (each) per
-            ``v1_rate_period``; default 30.
+            `v1_rate_period`; default 30.
         v1_rate_period (float): seconds of their windows; default 60.
-        host (str): the address to listen on; default ``"127.0.0.1"``.
+        host (str): the address to listen on; default `"127.0.0.1"`.
         port (int): the port; default 0, a free one.
         faults (Sequence[Fault]): faults to inject, first match wins; default none.
         seed (int): seed of the random faults; default 0.
@@ -95,14 +98,14 @@ class FakeInsider(Simulator):
 
     @property
     def base_url(self) -> str:
-        """``http://127.0.0.1:<port>``; raises ``RuntimeError`` before :meth:`start`."""
+        """`http://127.0.0.1:<port>`; raises `RuntimeError` before `start`."""
         if self._base_url is None:
             raise RuntimeError("FakeInsider is not started: use 'async with' or await start()")
         return self._base_url
 
     @property
     def port(self) -> int:
-        """The port it listens on; raises ``RuntimeError`` before :meth:`start`."""
+        """The port it listens on; raises `RuntimeError` before `start`."""
         return int(self.base_url.rsplit(":", 1)[1])
 
     def __repr__(self) -> str:
@@ -113,16 +116,17 @@ class FakeInsider(Simulator):
         )
 
     def client(self, *, in_process: bool = False, **kwargs: Any) -> WebPushClient:
-        """A :class:`~insider_webpush.WebPushClient` for this fake: its key, partner id, quota.
+        """A [`WebPushClient`][insider_webpush.client.WebPushClient] for this fake: its key, partner
+        id, quota.
 
         Args:
-            in_process (bool): talk to it through :meth:`transport`, with no socket (and no
+            in_process (bool): talk to it through `transport`, with no socket (and no
                 need to start it); default False, over loopback (then it must be started).
-            **kwargs: passed on to ``WebPushClient`` and win, e.g. ``retry=``, ``timeout=``
-                or ``api_key=`` (a wrong key, to test a 401).
+            **kwargs: passed on to `WebPushClient` and win, e.g. `retry=`, `timeout=`
+                or `api_key=` (a wrong key, to test a 401).
 
         Raises:
-            RuntimeError: not started, unless ``in_process``.
+            RuntimeError: not started, unless `in_process`.
         """
         kwargs.setdefault("partner_id", self.partner_id)
         if in_process:
@@ -136,10 +140,10 @@ class FakeInsider(Simulator):
         return WebPushClient(api_key, **kwargs)
 
     def transport(self) -> Transport:
-        """A :class:`~insider_webpush.transport.Transport` that hands each request to this
+        """A [`Transport`][insider_webpush.transport.Transport] that hands each request to this
         fake in process, with no socket: the same logic, records, quota and faults as over
-        loopback (a dropped connection is a ``TransportError`` of stage ``SENT``). For tests
-        and benchmarks that want no network at all; :meth:`start` is not needed."""
+        loopback (a dropped connection is a `TransportError` of stage `SENT`). For tests
+        and benchmarks that want no network at all; `start` is not needed."""
         return InProcessTransport(self.answer)
 
     async def answer(
@@ -148,8 +152,8 @@ class FakeInsider(Simulator):
         """Receive one request now (the event loop's time), wait out a fault's latency, and
         return the answer (None: the connection is dropped unanswered).
 
-        ``raw`` is the body (None: too large). Both the loopback server and
-        :meth:`transport` call this, so they behave alike.
+        `raw` is the body (None: too large). Both the loopback server and
+        `transport` call this, so they behave alike.
         """
         loop = self._loop = self._loop or asyncio.get_running_loop()
         reply = self.receive(method, path, headers, raw, loop.time())
@@ -162,7 +166,7 @@ class FakeInsider(Simulator):
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Listen on ``host:port`` (port 0: a free one); ``base_url`` is set on return.
+        """Listen on `host:port` (port 0: a free one); `base_url` is set on return.
 
         Raises:
             RuntimeError: already started.
@@ -192,7 +196,7 @@ class FakeInsider(Simulator):
     async def close(self) -> None:
         """Stop listening and close every connection; safe to call more than once.
 
-        A request still waiting out a fault's ``latency`` has its connection closed unanswered.
+        A request still waiting out a fault's `latency` has its connection closed unanswered.
         """
         runner, self._runner = self._runner, None
         if runner is None:
@@ -205,9 +209,9 @@ class FakeInsider(Simulator):
             self._stopped.set()
 
     async def serve_forever(self) -> None:
-        """Start (unless started) and serve until :meth:`close` or until cancelled.
+        """Start (unless started) and serve until `close` or until cancelled.
 
-        Cancelling it, as ``asyncio.run`` does on Ctrl-C, closes the server.
+        Cancelling it, as `asyncio.run` does on Ctrl-C, closes the server.
         """
         if self._runner is None:
             await self.start()
@@ -248,7 +252,7 @@ class FakeInsider(Simulator):
         )
 
     async def _sleep(self, seconds: float) -> None:
-        """Sleep, unless :meth:`close` wakes us first."""
+        """Sleep, unless `close` wakes us first."""
         assert self._loop is not None
         waiter: asyncio.Future[None] = self._loop.create_future()
         timer = self._loop.call_later(seconds, _wake, waiter)

@@ -1,54 +1,55 @@
-"""``Simulator``: Insider's Single Web Push API as a pure function of requests, no I/O.
+"""`Simulator`: Insider's Single Web Push API as a pure function of requests, no I/O.
 
-It checks the API key and the body of every request (with the SDK's own models, so its limits
-are the SDK's), keeps each operation's sliding-window quota, applies :class:`Fault`\\s and
-records every request. It never touches a socket, a clock or an event loop: the caller passes
-each request's arrival time and carries out the :class:`Reply` (wait ``delay`` seconds, then
-answer, or drop the connection). :class:`~insider_webpush.testing.FakeInsider` serves it over
-loopback HTTP and behind the SDK's transport seam.
+It checks the API key and the body of every request (with the SDK's own models, so its limits are
+the SDK's), keeps each operation's sliding-window quota, applies faults
+([`Fault`][insider_webpush.testing.faults.Fault]) and records every request. It never touches a
+socket, a clock or an event loop: the caller passes each request's arrival time and carries out the
+[`Reply`][insider_webpush.testing.simulator.Reply] (wait `delay` seconds, then answer, or drop the
+connection). [`FakeInsider`][insider_webpush.testing.server.FakeInsider] serves it over loopback
+HTTP and behind the SDK's transport seam.
 
-What it enforces
-----------------
-- ``POST /v1/single`` creates a draft (body ``partner_id``, ``title``, optional ``language``
-  and ``is_all``) and answers ``201 {"success": true, "campaign_id": N}``. Titles of the drafts
-  that exist must be unique: a duplicate is a ``400``; deleting a draft frees its title.
-- ``POST /v2/single/{campaign_id}`` and ``POST /v1/single/{campaign_id}`` launch a push and
-  answer ``200 {"success": true, "campaign_id": N}``. ``{campaign_id}`` is either a draft's id
-  or the literal text ``campaign_id`` (as in Insider's samples), which gets a fresh id. Any
-  other id is ``424 {"message": "SERVICE:-Campaign not found"}``. A draft may be launched more
+## What it enforces
+
+- `POST /v1/single` creates a draft (body `partner_id`, `title`, optional `language`
+  and `is_all`) and answers `201 {"success": true, "campaign_id": N}`. Titles of the drafts
+  that exist must be unique: a duplicate is a `400`; deleting a draft frees its title.
+- `POST /v2/single/{campaign_id}` and `POST /v1/single/{campaign_id}` launch a push and
+  answer `200 {"success": true, "campaign_id": N}`. `{campaign_id}` is either a draft's id
+  or the literal text `campaign_id` (as in Insider's samples), which gets a fresh id. Any
+  other id is `424 {"message": "SERVICE:-Campaign not found"}`. A draft may be launched more
   than once; each launch is recorded, so a test can see a double launch.
-- ``DELETE /v1/single/{campaign_id}`` (body ``partner_id``) deletes a draft: ``200``, or
-  ``424`` when there is no such draft.
-- Every request needs ``Authorization: Bearer <api_key>`` (else ``401 {"message":
-  "Unauthorized"}``) and a JSON body sent as ``Content-Type: application/json``. A launch body
-  is read with :func:`insider_webpush.push_from_dict`, so any rule of :class:`WebPush` that it
-  breaks is a ``400 {"message": "<field>: <reason>"}``; a ``partner_id`` that is missing or not
-  the fake's own is a ``400`` too. Unknown paths are ``404``, a known path with another method
-  ``405``.
+- `DELETE /v1/single/{campaign_id}` (body `partner_id`) deletes a draft: `200`, or
+  `424` when there is no such draft.
+- Every request needs `Authorization: Bearer <api_key>` (else `401 {"message":
+  "Unauthorized"}`) and a JSON body sent as `Content-Type: application/json`. A launch body is read
+  with [`insider_webpush.push_from_dict`][insider_webpush.codec.push_from_dict], so any rule of
+  [`WebPush`][insider_webpush.models.WebPush] that it breaks is a `400 {"message":
+  "<field>: <reason>"}`; a `partner_id` that is missing or not the fake's own is a `400` too.
+  Unknown paths are `404`, a known path with another method `405`.
 
 The checks run in this order: route, key, quota, body, campaign id.
 
-Quota
------
-Each operation has its own sliding window: launch v2 ``rate_limit`` per ``rate_period`` seconds,
-and create, launch v1 and delete ``v1_rate_limit`` per ``v1_rate_period`` each. A request that
-arrives when the last ``rate_period`` seconds (the half-open interval ``(now - period, now]``)
-already hold ``rate_limit`` *accepted* requests of its operation is answered
-``429 {"message": "Request limit exceeded"}`` with ``Retry-After`` set to the seconds until the
-oldest of them leaves the window, rounded up to the millisecond (e.g. ``"0.251"``).
-A request is *accepted* when it gets past the quota check, whatever comes after it (a bad body
-or an unknown campaign still uses a slot, as at a gateway that counts before the service
-looks at the body). ``401``\\s, ``429``\\s and faulted requests that were not processed take no
-slot. ``enforce_quota=False`` turns the 429s off. :meth:`Simulator.max_in_window` counts every
+## Quota
+
+Each operation has its own sliding window: launch v2 `rate_limit` per `rate_period` seconds, and
+create, launch v1 and delete `v1_rate_limit` per `v1_rate_period` each. A request that arrives when
+the last `rate_period` seconds (the half-open interval `(now - period, now]`) already hold
+`rate_limit` *accepted* requests of its operation is answered `429 {"message": "Request limit
+exceeded"}` with `Retry-After` set to the seconds until the oldest of them leaves the window,
+rounded up to the millisecond (e.g. `"0.251"`). A request is *accepted* when it gets past the quota
+check, whatever comes after it (a bad body or an unknown campaign still uses a slot, as at a gateway
+that counts before the service looks at the body). `401` values, `429` values and faulted requests
+that were not processed take no slot. `enforce_quota=False` turns the 429s off.
+[`Simulator.max_in_window`][insider_webpush.testing.simulator.Simulator.max_in_window] counts every
 arrival, rejected or not, so a test can check that a client never *sent* more than its quota.
 
-Records
--------
-``requests`` holds a :class:`RecordedRequest` for every request in order of arrival (when its
-body was read), ``launches`` those launches that were carried out. The ``Authorization`` header
-is stored as ``Bearer <redacted>``. Byte-identical bodies share one decoded object: treat
-``body`` as read-only. A record with a distinct launch body costs about 0.6 KB, so a run of
-100,000 requests keeps about 60 MB.
+## Records
+
+`requests` holds a [`RecordedRequest`][insider_webpush.testing.records.RecordedRequest] for every
+request in order of arrival (when its body was read), `launches` those launches that were carried
+out. The `Authorization` header is stored as `Bearer <redacted>`. Byte-identical bodies share one
+decoded object: treat `body` as read-only. A record with a distinct launch body costs about 0.6 KB,
+so a run of 100,000 requests keeps about 60 MB.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ __all__ = ["DEFAULT_API_KEY", "DEFAULT_PARTNER_ID", "RecordedRequest", "Reply", 
 logger = logging.getLogger("insider_webpush.testing")
 
 DEFAULT_API_KEY: Final = "test"
-"""The key the fake accepts unless told another: ``FakeInsider()`` and ``fake-server``."""
+"""The key the fake accepts unless told another: `FakeInsider()` and `fake-server`."""
 DEFAULT_PARTNER_ID: Final = "10000001"
 _FIRST_CAMPAIGN_ID: Final = 1001
 _LAUNCHES: Final = frozenset({Operation.LAUNCH_V1, Operation.LAUNCH_V2})
@@ -87,7 +88,7 @@ _LAUNCHES: Final = frozenset({Operation.LAUNCH_V1, Operation.LAUNCH_V2})
 
 @attrs.frozen
 class Reply:
-    """What to do with a request: wait ``delay`` seconds, then send ``answer`` (None: close
+    """What to do with a request: wait `delay` seconds, then send `answer` (None: close
     the connection without an answer)."""
 
     answer: Answer | None
@@ -98,17 +99,17 @@ class Simulator:
     """Insider's Single Web Push API without I/O; the module docs say what it enforces.
 
     Args:
-        api_key (str): the key every request must carry as ``Bearer``; default ``"test"``
-            (:data:`DEFAULT_API_KEY`).
-        partner_id (str | int): the account's partner id; default ``"10000001"``.
-        rate_limit (int): launch v2 requests per ``rate_period``; default 6000.
+        api_key (str): the key every request must carry as `Bearer`; default `"test"`
+            ([`DEFAULT_API_KEY`][insider_webpush.testing.simulator.DEFAULT_API_KEY]).
+        partner_id (str | int): the account's partner id; default `"10000001"`.
+        rate_limit (int): launch v2 requests per `rate_period`; default 6000.
         rate_period (float): seconds of the launch v2 window; default 60.
         v1_rate_limit (int): create, launch v1 and delete requests (each) per
-            ``v1_rate_period``; default 30.
+            `v1_rate_period`; default 30.
         v1_rate_period (float): seconds of their windows; default 60.
         faults (Sequence[Fault]): faults to inject, first match wins; default none. The
-            ``faults`` attribute is a list that may be changed at any time.
-        seed (int): seed of the random draws of faults with a ``probability``; default 0.
+            `faults` attribute is a list that may be changed at any time.
+        seed (int): seed of the random draws of faults with a `probability`; default 0.
         enforce_quota (bool): answer 429 over the quota; default True.
 
     Raises:
@@ -178,7 +179,7 @@ class Simulator:
 
     @property
     def rate_limit(self) -> int:
-        """Launch v2 requests accepted per :attr:`rate_period`."""
+        """Launch v2 requests accepted per `rate_period`."""
         return self._quota[Operation.LAUNCH_V2][0]
 
     @property
@@ -188,7 +189,7 @@ class Simulator:
 
     @property
     def v1_rate_limit(self) -> int:
-        """Create, launch v1 and delete requests (each) accepted per :attr:`v1_rate_period`."""
+        """Create, launch v1 and delete requests (each) accepted per `v1_rate_period`."""
         return self._quota[Operation.LAUNCH_V1][0]
 
     @property
@@ -205,7 +206,7 @@ class Simulator:
 
         Args:
             method (str): the HTTP method, upper case.
-            path (str): the URL path, e.g. ``/v2/single/campaign_id``.
+            path (str): the URL path, e.g. `/v2/single/campaign_id`.
             headers (Mapping[str, str]): the request headers (names in any case).
             raw (bytes | None): the body; None when it was too large to read.
             now (float): the arrival time in seconds, on the clock of the quota's windows.
@@ -312,7 +313,7 @@ class Simulator:
         return answers.success(operation, campaign_id)
 
     def _judge_push(self, raw: bytes) -> Answer | None:
-        """None when the launch body ``raw`` is a valid push of this account, else its 400."""
+        """None when the launch body `raw` is a valid push of this account, else its 400."""
         try:
             # push_from_dict checks that the body is an object itself.
             push = push_from_dict(cast(Mapping[str, Any], self._decode(raw)))
@@ -366,17 +367,17 @@ class Simulator:
     def max_in_window(
         self, period: float | None = None, *, operation: Operation | None = Operation.LAUNCH_V2
     ) -> int:
-        """Most arrivals of ``operation`` in any half-open window of ``period`` seconds.
+        """Most arrivals of `operation` in any half-open window of `period` seconds.
 
         Args:
             period (float | None): seconds; default None, that operation's quota period.
             operation (Operation | None): the operation counted; default
-                ``Operation.LAUNCH_V2``; None counts every request (then give ``period``).
+                `Operation.LAUNCH_V2`; None counts every request (then give `period`).
 
         Every arrival counts, including those answered 429, faulted or dropped.
 
         Raises:
-            ValueError: ``operation=None`` without a ``period``, or a period that is not > 0.
+            ValueError: `operation=None` without a `period`, or a period that is not > 0.
         """
         if period is None:
             if operation is None:
@@ -391,7 +392,7 @@ class Simulator:
         return max_in_window(times, period)
 
     def count(self, status: int | None = None, *, operation: Operation | None = None) -> int:
-        """How many requests were answered ``status`` for ``operation``.
+        """How many requests were answered `status` for `operation`.
 
         Args:
             status (int | None): the HTTP status; default None, any (dropped ones included).
