@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
 
@@ -28,7 +29,7 @@ class RecordedRequest:
     method: str
     path: str
     operation: Operation | None
-    body: object
+    body: Any  # decoded JSON, as json.loads types it: `launch.body["title"]` type-checks
     arrived_at: float
     status: int | None
     headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
