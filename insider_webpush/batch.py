@@ -99,7 +99,7 @@ DEFAULT_CONCURRENCY = 64
 """Workers of a batch when `concurrency` is not given."""
 
 PushItem = WebPush | tuple[int | None, WebPush]
-"""One input of a batch: a push, or a ``(campaign_id, push)`` pair to launch a draft."""
+"""One input of a batch: a push, or a `(campaign_id, push)` pair to launch a draft."""
 
 Pushes = Iterable[PushItem] | AsyncIterable[PushItem]
 """The input of a batch: an iterable or async iterable of
@@ -205,9 +205,16 @@ class NotSentError(InsiderError):
     """A push of a batch was not sent because the batch stopped at a 401 before it.
 
     A 401 means the key itself was refused, so every other push would be refused too: after
-    the first one the batch starts no new request, and each push not yet on the wire gets
-    this error (a certain failure: nothing of it went out). ``cause`` is that 401's
-    :class:`~insider_webpush.errors.AuthenticationError`; ``index`` the push that got it.
+    the first one the batch starts no new request, and each push not yet on the wire gets this
+    error (a certain failure: nothing of it went out).
+
+    Args:
+        cause: That 401's [`AuthenticationError`][insider_webpush.errors.AuthenticationError].
+        index: The position of the push that got it.
+
+    Attributes:
+        cause: As given.
+        index: As given.
     """
 
     def __init__(self, cause: InsiderError, index: int) -> None:
@@ -455,7 +462,7 @@ class _Journal:
             raise ValueError(f"unknown event {event!r}")
 
     def replay(self, index: int, key: int | None, *, retry_ambiguous: bool) -> _Replay:
-        """What to do with the push at ``index`` whose hash is now ``key`` (None: the item
+        """What to do with the push at `index` whose hash is now `key` (None: the item
         is not a valid push now)."""
         state = self._states[index] if index < len(self._states) else _ABSENT
         if state == _ABSENT:
@@ -580,7 +587,7 @@ class _WorkerEnded:
 
 
 def _split(item: object) -> tuple[int | None, WebPush]:
-    """``(campaign_id, push)`` of one input item, or ValidationError naming what it is."""
+    """`(campaign_id, push)` of one input item, or ValidationError naming what it is."""
     if isinstance(item, WebPush):
         return None, item
     if isinstance(item, tuple) and len(item) == 2:
