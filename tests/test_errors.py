@@ -30,10 +30,12 @@ from insider_webpush.batch import (
     BatchResult,
     JournalError,
     JournalMismatchError,
+    NotSentError,
     Outcome,
 )
 from insider_webpush.errors import REDACTED, error_for_status, redact
 from insider_webpush.outcomes import Stage
+from insider_webpush.pushfile import PushFileError
 
 from .samples import MINIMAL_FIELDS
 
@@ -294,6 +296,13 @@ EXAMPLES: dict[str, Callable[[], BaseException]] = {
     "BatchInputError-no-result": lambda: BatchInputError(0, ValueError("bad first item")),
     "JournalError": lambda: JournalError("not a journal: /tmp/x.jsonl"),
     "JournalMismatchError": _journal_mismatch_error,
+    "NotSentError": lambda: NotSentError(
+        AuthenticationError(401, "Unauthorized", body={"message": "Unauthorized"}), 3
+    ),
+    "PushFileError": lambda: PushFileError(
+        "must be at most 100 characters", line=7, field="title", source="pushes.jsonl"
+    ),
+    "PushFileError-file": lambda: PushFileError("can't tell its format", field="file"),
 }
 
 
@@ -332,10 +341,11 @@ def assert_same(copy: BaseException, original: BaseException) -> None:
 def test_examples_cover_every_exception_class() -> None:
     import insider_webpush.batch
     import insider_webpush.errors
+    import insider_webpush.pushfile
 
     classes = {
         obj
-        for module in (insider_webpush.errors, insider_webpush.batch)
+        for module in (insider_webpush.errors, insider_webpush.batch, insider_webpush.pushfile)
         for obj in vars(module).values()
         if isinstance(obj, type) and issubclass(obj, InsiderError)
     }
