@@ -17,6 +17,7 @@ import ipaddress
 import logging
 import os
 import time
+import warnings
 from collections.abc import AsyncGenerator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -160,6 +161,7 @@ class WebPushClient:
             `"redis://host:6379/0"`, across processes and hosts
             ([`insider_webpush.redis_limiter`][insider_webpush.redis_limiter]; needs the
             `redis` extra). None (the default) keeps it in this process.
+            Without redis-py installed, a `ValidationError` here, not at the first send.
         redis_fallback_processes: While Redis is unreachable, go on alone at
             `rate_limit // redis_fallback_processes` per process; at least 1, and needs
             `redis_url`. None (the default) fails closed: sends raise `TransportError` and
@@ -223,6 +225,13 @@ class WebPushClient:
         else:
             self._transport = AiohttpTransport(session, timeouts=self._timeouts)
             self._owns_transport = True
+        if redis_url is not None:
+            try:  # at construction, not as an ImportError at the first send
+                from . import redis_limiter  # noqa: F401
+            except ImportError as exc:
+                raise ValidationError(
+                    "redis_url", "needs redis-py: pip install 'insider-webpush[redis]'"
+                ) from exc
         self._redis_url = redis_url
         # With redis_url, Redis unreachable: None fails closed (TransportError, nothing sent);
         # N goes on alone at rate_limit // N per process. See insider_webpush.redis_limiter.
@@ -238,6 +247,8 @@ class WebPushClient:
         self._redis_fallback_processes = redis_fallback_processes
         self._redis_limiters: dict[str, RedisLimiter] = {}  # by quota group, as _limiters
         self._urls: dict[str, tuple[str, str]] = {}
+        self._owns_session = transport is None and session is None
+        self._entered = False  # by async with, until close(): see __del__
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> Self:
@@ -285,6 +296,7 @@ class WebPushClient:
         )
 
     async def __aenter__(self) -> Self:
+        self._entered = True
         return self
 
     async def __aexit__(
@@ -299,7 +311,10 @@ class WebPushClient:
         """Close the connections the client opened.
 
         A lent `session` or `transport` stays open. `async with` calls this on the way out.
+        A client that was entered, or opened its session, and is garbage-collected without
+        it warns with a `ResourceWarning` naming `WebPushClient`.
         """
+        self._entered = False
         if self._owns_transport:
             await self._transport.aclose()
         # Shared Redis limiters are counted per user; the last one closes the connection.
@@ -307,6 +322,26 @@ class WebPushClient:
             quota, redis_limiter = self._redis_limiters.popitem()
             self._limiters.pop(quota, None)
             await redis_limiter.aclose()
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        # Like aiohttp's "Unclosed client session", but naming the object the user made.
+        # getattr: __init__ may have raised before setting anything.
+        if getattr(self, "_entered", False) or self._holds_connections():
+            _warn(
+                f"Unclosed WebPushClient {self!r}: use 'async with WebPushClient(...) as "
+                "client:' or 'await client.close()'",
+                ResourceWarning,
+                source=self,
+            )
+
+    def _holds_connections(self) -> bool:
+        """The client opened a session, or holds Redis limiters, that `close` would release."""
+        transport = getattr(self, "_transport", None)
+        if getattr(self, "_owns_session", False) and isinstance(transport, AiohttpTransport):
+            session = transport.session
+            if session is not None and not session.closed:
+                return True
+        return bool(getattr(self, "_redis_limiters", None))
 
     # -- operations ---------------------------------------------------------------------
 
