@@ -64,6 +64,7 @@ def sent_in_later_windows(fake: FakeInsider, start: float) -> int:
     )
 
 
+@pytest.mark.slow  # a real-time soak: Python 3.11 only in CI (.ci/run)
 async def test_scaled_quota_is_used_to_the_full_and_never_crossed() -> None:
     async with FakeInsider(rate_limit=RATE_LIMIT, rate_period=RATE_PERIOD) as fake:
         async with fake.client() as client:
@@ -173,6 +174,7 @@ async def test_a_refused_connection_is_retried_until_the_server_is_up() -> None:
 # -- the grant is taken at the wire -----------------------------------------------------------
 
 
+@pytest.mark.slow  # a real-time soak: Python 3.11 only in CI (.ci/run)
 async def test_a_grant_is_never_taken_while_waiting_for_a_pooled_connection() -> None:
     # 1200 pushes, 300 workers on the default 100-connection pool, and a server that holds
     # the first 100 requests for 3 s. Before the grant moved to the wire, the limiter kept
@@ -187,6 +189,7 @@ async def test_a_grant_is_never_taken_while_waiting_for_a_pooled_connection() ->
     assert fake.max_in_window() <= 600
 
 
+@pytest.mark.slow  # a real-time soak: Python 3.11 only in CI (.ci/run)
 async def test_two_thousand_concurrent_sends_keep_the_quota() -> None:
     # A long-lived service: 2,000 send() calls at once on one client, 200 per 2 s. They queue
     # for the 100 pooled connections, and each takes its grant only once it has one.

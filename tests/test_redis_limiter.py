@@ -390,6 +390,7 @@ async def test_clients_share_one_connection_and_the_last_close_closes_it(
 # -- several processes --------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a real-time soak: Python 3.11 only in CI (.ci/run)
 @pytest.mark.redis
 async def test_four_processes_share_one_quota(redis_server: RedisServer) -> None:
     # 400 per 4 s over 3 windows: a sender process descheduled on a busy 2-core machine gives

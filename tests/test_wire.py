@@ -498,6 +498,7 @@ def received_counts(server: RawServer, n: int) -> list[int]:
     return counts
 
 
+@pytest.mark.slow  # a real-time soak: Python 3.11 only in CI (.ci/run)
 async def test_keepalive_below_the_server_idle_timeout_loses_nothing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -613,6 +614,7 @@ async def test_server_close_after_the_pre_write_check_before_the_first_byte(
 # -- d. the keep-alive race with the default keepalive: measured --------------------------
 
 
+@pytest.mark.slow  # a real-time soak: Python 3.11 only in CI (.ci/run)
 async def test_measure_default_keepalive_against_a_server_closing_idle_connections(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
