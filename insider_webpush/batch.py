@@ -76,7 +76,7 @@ from .errors import (
     ValidationError,
     error_for_status,
 )
-from .models import LaunchResult, WebPush, check_concurrency
+from .models import CAMPAIGN_ID_MAX, LaunchResult, WebPush, check_concurrency
 from .outcomes import Stage
 from .sender import PreparedLaunch, Sender
 
@@ -202,28 +202,34 @@ class BatchInputError(InsiderError):
 
 
 class NotSentError(InsiderError):
-    """A push of a batch was not sent because the batch stopped at a 401 before it.
+    """A push of a batch was not sent because the batch stopped before it went out.
 
-    A 401 means the key itself was refused, so every other push would be refused too: after
-    the first one the batch starts no new request, and each push not yet on the wire gets this
-    error (a certain failure: nothing of it went out).
+    Two things stop a batch. A 401: the key itself was refused, so every other push would be
+    refused too; after the first one no new request starts and every push not yet on the
+    wire gets this error, with `cause` that 401. Or the `stop` event given to `send_many` /
+    `stream` (e.g. on SIGTERM): no new request starts, the pushes already on the wire finish,
+    and the ones pulled but not yet on the wire get this error. Either way it is a certain
+    failure: nothing of the push went out, and a rerun with the journal sends it.
 
     Args:
-        cause: That 401's [`AuthenticationError`][insider_webpush.errors.AuthenticationError].
-        index: The position of the push that got it.
+        message: What stopped the batch.
+        cause: The [`AuthenticationError`][insider_webpush.errors.AuthenticationError] that
+            stopped it, or None when it was stopped from outside.
+        index: The position of the push that got that 401, or None.
 
     Attributes:
+        message: As given.
         cause: As given.
         index: As given.
     """
 
-    def __init__(self, cause: InsiderError, index: int) -> None:
+    def __init__(
+        self, message: str, *, cause: InsiderError | None = None, index: int | None = None
+    ) -> None:
+        self.message = message
         self.cause = cause
         self.index = index
-        super().__init__(
-            f"not sent: the batch stopped at the 401 of push #{index} (the API key was "
-            f"refused: {cause})"
-        )
+        super().__init__(message)
 
 
 class BatchResult(Sequence[Outcome]):
@@ -356,6 +362,80 @@ class _Failure:
     stage: Stage | None = None
 
 
+def _field(line: dict[str, Any], name: str, check: Any, *, optional: bool = False) -> Any:
+    value = line.get(name)
+    if value is None:
+        if optional:
+            return None
+        if name not in line:
+            raise ValueError(f"{name}: is missing")
+    try:
+        return check(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name}: {check.__doc__}") from None
+
+
+def _whole(value: object) -> int:
+    """must be a whole number, 0 or more"""
+    if type(value) is not int or value < 0:
+        raise ValueError
+    return value
+
+
+def _count(value: object) -> int:
+    """must be a whole number of attempts, 0 to 65535"""
+    if type(value) is not int or not 0 <= value <= 0xFFFF:
+        raise ValueError
+    return value
+
+
+def _hash(value: object) -> int:
+    """must be 16 hexadecimal digits"""
+    if not isinstance(value, str) or len(value) != 2 * _HASH_BYTES:
+        raise ValueError
+    return int(value, 16)
+
+
+def _flag(value: object) -> bool:
+    """must be true or false"""
+    if not isinstance(value, bool):
+        raise ValueError
+    return value
+
+
+def _campaign_id(value: object) -> int:
+    """must be a campaign id, a positive whole number"""
+    if type(value) is not int or not 0 < value <= CAMPAIGN_ID_MAX:
+        raise ValueError
+    return value
+
+
+def _status(value: object) -> int:
+    """must be an HTTP status, 100 to 599"""
+    if type(value) is not int or not 100 <= value <= 599:
+        raise ValueError
+    return value
+
+
+def _seconds(value: object) -> float:
+    """must be a number of seconds, 0 or more"""
+    if type(value) not in (int, float) or not 0 <= value < float("inf"):  # type: ignore[operator]
+        raise ValueError
+    return float(value)  # type: ignore[arg-type]
+
+
+def _text(value: object) -> str:
+    """must be a string"""
+    if not isinstance(value, str):
+        raise ValueError
+    return value
+
+
+def _stage(value: object) -> Stage:
+    """must be 'not sent', 'writing' or 'sent'"""
+    return Stage(value)
+
+
 class _Journal:
     """An open journal: what earlier runs recorded, and the file to append to.
 
@@ -400,8 +480,12 @@ class _Journal:
                 break  # a header torn by a crash before any push was journaled
             try:
                 if number > 1:
-                    self._apply(json.loads(raw))
-            except (ValueError, KeyError, TypeError) as exc:
+                    try:
+                        data = json.loads(raw)
+                    except (ValueError, RecursionError):  # incl. UnicodeDecodeError
+                        raise ValueError("it is not a line of JSON") from None
+                    self._apply(data)
+            except ValueError as exc:
                 if not raw.endswith(b"\n"):
                     break  # torn: the process died while writing it; dropped below
                 raise JournalError(f"journal {path!r} line {number} is damaged: {exc}") from None
@@ -415,11 +499,12 @@ class _Journal:
         if end_of_good == 0:
             self._write(header)
 
-    def _apply(self, line: dict[str, Any]) -> None:
-        index = line["index"]
-        key = int(line["hash"], 16)
-        if not isinstance(index, int) or index < 0:
-            raise ValueError(f"bad index {index!r}")
+    def _apply(self, line: object) -> None:
+        # Every field is checked by name: a damaged line is reported in plain words.
+        if not isinstance(line, dict):
+            raise ValueError("it is not a JSON object")
+        index = _field(line, "index", _whole)
+        key = _field(line, "hash", _hash)
         if index - len(self._states) > _MAX_GAP:  # memory grows with the index: ~21 B each
             raise ValueError(
                 f"index {index} is more than {_MAX_GAP} beyond the journal's last push"
@@ -432,34 +517,32 @@ class _Journal:
         if self._states[index] != _ABSENT and self._hashes[index] != key:
             raise ValueError(f"push #{index} has two different hashes")
         self._hashes[index] = key
-        event = line["event"]
+        event = line.get("event")
         if event == "sending":
+            attempt = _field(line, "attempt", _count)
             self._states[index] = _SENDING
-            self._attempts[index] = max(self._attempts[index], int(line["attempt"]))
+            self._attempts[index] = max(self._attempts[index], attempt)
             self._failures.pop(index, None)
         elif event == "done":
-            self._attempts[index] = int(line["attempts"])
-            if line["ok"] is True:
+            self._attempts[index] = _field(line, "attempts", _count)
+            ok = _field(line, "ok", _flag)
+            if ok:
+                self._campaign_ids[index] = _field(line, "campaign_id", _campaign_id)
                 self._states[index] = _OK
-                self._campaign_ids[index] = int(line["campaign_id"])
             else:
-                status, retry_after = line["status"], line.get("retry_after")
-                if not (status is None or type(status) is int) or not (
-                    retry_after is None or type(retry_after) in (int, float)
-                ):
-                    raise ValueError(f"bad status {status!r} or retry_after {retry_after!r}")
-                stage = line.get("stage")
-                self._states[index] = _FAILED
-                self._failures[index] = _Failure(
-                    error=str(line["error"]),
-                    message=str(line["message"]),
-                    status=status,
-                    retry_after=retry_after,
-                    ambiguous=bool(line["ambiguous"]),
-                    stage=None if stage is None else Stage(stage),
+                stage = _field(line, "stage", _stage, optional=True)
+                failure = _Failure(
+                    error=_field(line, "error", _text),
+                    message=_field(line, "message", _text, optional=True) or "",
+                    status=_field(line, "status", _status, optional=True),
+                    retry_after=_field(line, "retry_after", _seconds, optional=True),
+                    ambiguous=_field(line, "ambiguous", _flag),
+                    stage=stage,
                 )
+                self._states[index] = _FAILED
+                self._failures[index] = failure
         else:
-            raise ValueError(f"unknown event {event!r}")
+            raise ValueError("event: must be 'sending' or 'done'")
 
     def replay(self, index: int, key: int | None, *, retry_ambiguous: bool) -> _Replay:
         """What to do with the push at `index` whose hash is now `key` (None: the item
@@ -618,6 +701,7 @@ class _Run:
         concurrency: int,
         journal: str | os.PathLike[str] | None,
         retry_ambiguous: bool,
+        stop: asyncio.Event | None = None,
     ) -> None:
         concurrency = check_concurrency(concurrency)
         self._sync: Iterator[object] | None = None
@@ -648,7 +732,14 @@ class _Run:
         self._next_index = 0
         self._exhausted = False
         self._stop_error: BaseException | None = None
-        self._refused: NotSentError | None = None  # set by the first 401: nothing new starts
+        # Set by the first 401 or by `stop`: no new request starts after it.
+        self._halted: NotSentError | None = None
+        self._stop_event = stop
+        self._stopped = False  # by `stop`: nothing more is pulled
+        # Jobs that have not passed the gate yet in this run (so nothing of them is on the
+        # wire): a halt cancels them, at once, rather than after their wait for the quota.
+        self._waiting: dict[int, asyncio.Task[Any]] = {}
+        self._halt_cancelled: set[int] = set()
         # Outcomes wait here for the consumer; `_room` bounds them to `concurrency`.
         self._queue: asyncio.Queue[Outcome | _WorkerEnded] = asyncio.Queue()
         self._room = asyncio.Semaphore(concurrency)
@@ -661,7 +752,7 @@ class _Run:
         if self._async is None:
             return self._pull_sync()
         async with self._pull_lock:  # an async generator cannot be entered twice
-            if self._exhausted or self._stop_error is not None:
+            if self._exhausted or self._stop_error is not None or self._stopped:
                 return None
             try:
                 item = await anext(self._async)
@@ -675,7 +766,7 @@ class _Run:
 
     def _pull_sync(self) -> _Job | None:
         assert self._sync is not None
-        if self._exhausted or self._stop_error is not None:
+        if self._exhausted or self._stop_error is not None or self._stopped:
             return None
         try:
             item = next(self._sync)
@@ -720,6 +811,21 @@ class _Run:
                 return None
         return _Job(index, campaign_id, push, launch, key, replay, error)
 
+    def _halt(self, error: NotSentError) -> None:
+        """No new request starts; the jobs still before their gate end now, not sent."""
+        if self._halted is not None:
+            return
+        self._halted = error
+        for index, task in self._waiting.items():
+            self._halt_cancelled.add(index)
+            task.cancel()
+        self._waiting.clear()
+
+    async def _watch(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._stopped = True
+        self._halt(NotSentError("not sent: the batch was stopped before this push went out"))
+
     def _stop(self, error: BaseException) -> None:
         if self._stop_error is None:
             self._stop_error = error
@@ -753,17 +859,21 @@ class _Run:
                 attempts=replay.attempts,
                 from_journal=True,
             )
-        if self._refused is not None:
-            return Outcome(job.index, job.push, job.campaign_id, error=self._refused)
+        if self._halted is not None:
+            return Outcome(job.index, job.push, job.campaign_id, error=self._halted)
         journal = self._journal
         attempts = 0
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting[job.index] = task
 
         def on_attempt(attempt: int) -> None:
             # The grant is taken and the connection ready: the first byte goes next, unless
-            # the key was refused meanwhile (then nothing is written: a certain failure).
+            # the batch was halted meanwhile (then nothing is written: a certain failure).
             nonlocal attempts
-            if self._refused is not None:
-                raise self._refused
+            if self._halted is not None:
+                raise self._halted
+            self._waiting.pop(job.index, None)
             attempts = attempt
             if journal is not None:
                 journal.sending(job.index, job.key, replay.attempts + attempt)
@@ -774,8 +884,24 @@ class _Run:
             result = await self._sender.send_prepared(job.launch, on_attempt=on_attempt)
         except InsiderError as exc:
             error = exc
-            if isinstance(exc, AuthenticationError) and self._refused is None:
-                self._refused = NotSentError(exc, job.index)
+            if isinstance(exc, AuthenticationError):
+                self._halt(
+                    NotSentError(
+                        f"not sent: the batch stopped at the 401 of push #{job.index} (the "
+                        f"API key was refused: {exc})",
+                        cause=exc,
+                        index=job.index,
+                    )
+                )
+        except asyncio.CancelledError:
+            if job.index not in self._halt_cancelled:
+                raise
+        finally:
+            self._waiting.pop(job.index, None)
+        if job.index in self._halt_cancelled:  # cancelled before its gate: nothing went out
+            self._halt_cancelled.discard(job.index)
+            task.uncancel()
+            result, error = None, self._halted
         outcome = Outcome(
             job.index,
             job.push,
@@ -798,6 +924,9 @@ class _Run:
                 self._journal = _Journal(self._journal_path)
             for _ in range(self._workers_wanted):
                 self._spawn()
+            if self._stop_event is not None:
+                watcher = asyncio.create_task(self._watch(self._stop_event))
+                self._workers.append(watcher)  # cancelled and awaited with the workers
             while self._alive:
                 item = await self._queue.get()
                 if isinstance(item, Outcome):
@@ -842,6 +971,7 @@ def stream(
     concurrency: int = DEFAULT_CONCURRENCY,
     journal: str | os.PathLike[str] | None = None,
     retry_ambiguous: bool = False,
+    stop: asyncio.Event | None = None,
 ) -> AsyncGenerator[Outcome, None]:
     """[`WebPushClient.stream`][insider_webpush.client.WebPushClient.stream] over any sender.
 
@@ -866,6 +996,7 @@ def stream(
         concurrency=concurrency,
         journal=journal,
         retry_ambiguous=retry_ambiguous,
+        stop=stop,
     )
     return run.outcomes()
 
@@ -877,6 +1008,7 @@ async def send_many(
     concurrency: int = DEFAULT_CONCURRENCY,
     journal: str | os.PathLike[str] | None = None,
     retry_ambiguous: bool = False,
+    stop: asyncio.Event | None = None,
 ) -> BatchResult:
     """[`WebPushClient.send_many`][insider_webpush.client.WebPushClient.send_many] over any
     sender.
@@ -904,6 +1036,7 @@ async def send_many(
         concurrency=concurrency,
         journal=journal,
         retry_ambiguous=retry_ambiguous,
+        stop=stop,
     )
     # Outcomes arrive at most ~2 x concurrency out of order: slot them by index.
     slots: list[Outcome | None] = []

@@ -510,6 +510,7 @@ class WebPushClient:
         concurrency: int = batch.DEFAULT_CONCURRENCY,
         journal: str | os.PathLike[str] | None = None,
         retry_ambiguous: bool = False,
+        stop: asyncio.Event | None = None,
     ) -> batch.BatchResult:
         """Launch every push of `pushes` and return their outcomes in input order.
 
@@ -530,6 +531,11 @@ class WebPushClient:
                 push that may have gone out. None (the default): no journal.
             retry_ambiguous: On a rerun with a journal, also resend the pushes that may have
                 gone out: your decision to risk a duplicate (default False).
+            stop: An `asyncio.Event` that stops the batch gracefully once set (e.g. from a
+                SIGTERM handler): nothing more is pulled, no new request starts, the pushes
+                already on the wire finish, and the ones pulled but not yet on the wire end
+                at once with [`NotSentError`][insider_webpush.batch.NotSentError] (nothing
+                of them went out; a rerun with the journal sends them). None: never.
 
         Returns:
             The outcomes, in input order, with `succeeded`, `failed`, `ambiguous` and
@@ -549,6 +555,7 @@ class WebPushClient:
             concurrency=concurrency,
             journal=journal,
             retry_ambiguous=retry_ambiguous,
+            stop=stop,
         )
 
     def stream(
@@ -558,6 +565,7 @@ class WebPushClient:
         concurrency: int = batch.DEFAULT_CONCURRENCY,
         journal: str | os.PathLike[str] | None = None,
         retry_ambiguous: bool = False,
+        stop: asyncio.Event | None = None,
     ) -> AsyncGenerator[batch.Outcome, None]:
         """Like `send_many`, but yield each outcome as it finishes, in bounded memory
         whatever the number of pushes.
@@ -571,6 +579,7 @@ class WebPushClient:
             concurrency: As for `send_many` (default 64).
             journal: As for `send_many`.
             retry_ambiguous: As for `send_many`.
+            stop: As for `send_many`.
 
         Yields:
             Each push's [`Outcome`][insider_webpush.batch.Outcome], as it finishes (not in
@@ -590,6 +599,7 @@ class WebPushClient:
             concurrency=concurrency,
             journal=journal,
             retry_ambiguous=retry_ambiguous,
+            stop=stop,
         )
 
     # -- the one request path -----------------------------------------------------------

@@ -813,3 +813,37 @@ async def test_a_journal_line_with_a_huge_index_is_damaged_not_a_memory_error(
     journal.write_text(header + "\n" + json.dumps(line) + "\n")
     with pytest.raises(JournalError, match=r"line 2 is damaged: index 1099511627776 is more than"):
         await client.send_many(make_pushes(1), journal=journal)
+
+
+async def test_stop_ends_the_pushes_waiting_for_the_quota_at_once_and_a_rerun_sends_them(
+    tmp_path: Path,
+) -> None:
+    # Before: a graceful stop let every push already pulled wait out the quota (minutes at a
+    # slow one) and then go out. Now no new request starts: the ones waiting for a grant end
+    # at once, "not sent", and a rerun with the journal sends each exactly once.
+    journal = tmp_path / "journal.jsonl"
+    stop = asyncio.Event()
+    async with FakeInsider(
+        api_key=KEY, partner_id=PARTNER, rate_limit=1000, rate_period=1.0
+    ) as fake:
+        loop = asyncio.get_running_loop()
+        async with fake.client(limiter=SlidingWindowLimiter(5, 2.0)) as client:
+            loop.call_later(0.5, stop.set)
+            started = loop.time()
+            first = await client.send_many(
+                make_pushes(100), concurrency=20, journal=journal, stop=stop
+            )
+            elapsed = loop.time() - started
+        sent = len(fake.requests)
+        assert elapsed < 1.5  # not the ~40 s the pulled pushes would take at 5 per 2 s
+        assert 1 <= sent <= 5  # the first window's grants, before the stop
+        not_sent = [o for o in first if isinstance(o.error, NotSentError)]
+        assert first.counts["succeeded"] == sent
+        assert len(not_sent) == len(first) - sent
+        assert len(first) < 100  # nothing more was pulled after the stop
+        assert all(not o.ambiguous and o.attempts == 0 for o in not_sent)
+        assert all(o.error.cause is None for o in not_sent)  # type: ignore[union-attr]
+        async with fake.client() as client:
+            rerun = await client.send_many(make_pushes(100), concurrency=20, journal=journal)
+        assert rerun.counts["succeeded"] == 100
+        assert sorted(launch_counts(fake).values()) == [1] * 100  # none launched twice

@@ -297,8 +297,11 @@ EXAMPLES: dict[str, Callable[[], BaseException]] = {
     "JournalError": lambda: JournalError("not a journal: /tmp/x.jsonl"),
     "JournalMismatchError": _journal_mismatch_error,
     "NotSentError": lambda: NotSentError(
-        AuthenticationError(401, "Unauthorized", body={"message": "Unauthorized"}), 3
+        "not sent: the batch stopped at the 401 of push #3",
+        cause=AuthenticationError(401, "Unauthorized", body={"message": "Unauthorized"}),
+        index=3,
     ),
+    "NotSentError-stopped": lambda: NotSentError("not sent: the batch was stopped"),
     "PushFileError": lambda: PushFileError(
         "must be at most 100 characters", line=7, field="title", source="pushes.jsonl"
     ),

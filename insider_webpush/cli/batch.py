@@ -145,6 +145,7 @@ async def run(args: argparse.Namespace, out: Output) -> int:
                     journal=args.journal,
                     retry_ambiguous=args.retry_ambiguous,
                     lines=lines,
+                    stop=interrupted.stop,
                 )
     except Exception as exc:
         explained = explain(exc, lines)
@@ -182,15 +183,16 @@ def _verdict(
         )
         return EXIT_USAGE
     if tally.refused is not None:
-        out.error(
-            f"{refused(tally.refused.cause, creds.key_source)}; {tally.not_sent} push(es) not sent"
-        )
+        not_sent = f"; {tally.not_sent} push(es) not sent" if tally.not_sent else ""
+        out.error(f"{refused(tally.refused, creds.key_source)}{not_sent}")
         return EXIT_USAGE
     if interrupted.requested:
-        out.echo(
-            f"stopped by {interrupted.requested}: run the same command again to send the rest",
-            err=True,
+        rest = (
+            "run the same command again to send the rest"
+            if args.journal is not None
+            else "without --journal, a rerun sends every push again"
         )
+        out.echo(f"stopped by {interrupted.requested}: {rest}", err=True)
         return EXIT_INTERRUPTED
     if tally.done == 0 and not args.allow_empty:  # stdin; a file was counted before
         out.error("the input holds no pushes (--allow-empty accepts that)")

@@ -14,13 +14,15 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 class GracefulInterrupt:
     """While active, the first Ctrl-C or SIGTERM (what ``kill``, systemd and Kubernetes send)
-    stops taking new pushes and lets the ones already taken finish, so that none is cut off
-    on the wire and left ambiguous; a second one cancels at once.
+    sets :attr:`stop`: the batch starts no new request and lets the ones on the wire finish,
+    so that none is cut off and left ambiguous (pushes waiting for the quota end "not sent");
+    a second one cancels at once.
     """
 
     def __init__(self, out: Output) -> None:
         self._out = out
         self.requested: str | None = None  # the signal's name, once one came
+        self.stop = asyncio.Event()  # the batch's `stop`: set by the first signal
         self._task: asyncio.Task[Any] | None = None
 
     def __enter__(self) -> GracefulInterrupt:
@@ -43,8 +45,9 @@ class GracefulInterrupt:
             self._task.cancel()
             return
         self.requested = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        self.stop.set()
         self._out.echo(
-            f"stopping ({self.requested}): finishing the pushes already taken (again to "
-            "abandon them; any already on the wire would then be ambiguous)",
+            f"stopping ({self.requested}): finishing the pushes already on the wire, sending "
+            "no more (again to abandon them; any on the wire would then be ambiguous)",
             err=True,
         )

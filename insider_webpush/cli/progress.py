@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 import attrs
 
 from ..batch import NotSentError
+from ..errors import AuthenticationError, InsiderError
 from . import output
 from ._common import LISTED_FAILURES
 from .output import Output
@@ -44,7 +45,7 @@ class Tally:
     resent_certain: int = 0  # journaled certain failures sent again
     resent_ambiguous: int = 0  # journaled ambiguous ones, under --retry-ambiguous
     not_sent: int = 0  # after a 401 stopped the batch
-    refused: NotSentError | None = None  # the first "not sent" error: why the batch stopped
+    refused: InsiderError | None = None  # the first 401, which stops the batch
     # The first LISTED_FAILURES failures by line: a max-heap of (-line, text).
     _failures: list[tuple[int, str]] = attrs.field(factory=list)
     _samples: deque[tuple[float, int]] = attrs.field(factory=deque)  # (time, sent)
@@ -79,9 +80,10 @@ class Tally:
         self.ambiguous += outcome.ambiguous
         if self.on_failure is not None:
             self.on_failure(outcome, line)
+        if isinstance(outcome.error, AuthenticationError):
+            self.refused = self.refused or outcome.error
         if isinstance(outcome.error, NotSentError):
             self.not_sent += 1
-            self.refused = self.refused or outcome.error
             return  # one line says why; listing each would drown the 401 itself
         order = line if line is not None else outcome.index
         where = f"line {line}" if line is not None else f"push {outcome.index}"
@@ -236,11 +238,16 @@ async def run_stream(
     journal: str | None = None,
     retry_ambiguous: bool = False,
     lines: dict[int, int] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
     """Stream ``pushes`` through the client, counting each outcome into ``tally``."""
     ticker = asyncio.create_task(tick(view, tally))
     outcomes = client.stream(
-        pushes, concurrency=concurrency, journal=journal, retry_ambiguous=retry_ambiguous
+        pushes,
+        concurrency=concurrency,
+        journal=journal,
+        retry_ambiguous=retry_ambiguous,
+        stop=stop,
     )
     try:
         async with contextlib.aclosing(outcomes):  # stops the workers if we stop early
