@@ -466,11 +466,16 @@ def _jsonl(lines: _Lines, name: str | None, encoding: str) -> Iterator[Record]:
             except RecursionError:
                 yield _line_error("is JSON nested too deeply", number, name)
             except json.JSONDecodeError as exc:
-                yield _line_error(
-                    f"is not valid JSON: {exc.msg} (column {exc.colno})", number, name
-                )
+                message = f"is not valid JSON: {_json_reason(exc)} (column {exc.colno})"
+                yield _line_error(message, number, name)
+            except ValueError:  # e.g. an integer of over 4300 digits
+                yield _line_error("is not valid JSON: a number too long", number, name)
             else:
                 yield _record(number, data, name)
+
+
+def _json_reason(exc: json.JSONDecodeError) -> str:
+    return exc.msg.removesuffix(" at")  # "Invalid control character at"
 
 
 def _csv(lines: _Lines, name: str | None, encoding: str) -> Iterator[Record]:
@@ -508,7 +513,12 @@ def _csv(lines: _Lines, name: str | None, encoding: str) -> Iterator[Record]:
             yield _line_error(undecodable, start, name)
         else:
             cells = {column: cell for column, cell in zip(columns, row, strict=False) if cell}
-            yield _record(start, _from_csv_row(cells), name)
+            try:
+                data = _from_csv_row(cells)
+            except ValidationError as exc:
+                yield _line_error(exc.message, start, name, field=exc.field)
+            else:
+                yield _record(start, data, name)
 
 
 def _csv_problem(exc: Exception) -> str:
@@ -520,8 +530,11 @@ def _header_problem(header: list[str]) -> tuple[str, str] | None:
     seen: set[str] = set()
     for cell in header:
         column = cell.strip()
+        if (bad := _UNDECODABLE.search(column)) is not None:
+            byte = ord(bad.group()) - 0xDC00
+            return "line", f"holds a byte that is not text in the file's encoding: 0x{byte:02x}"
         if column not in _CSV_KNOWN:
-            shown = printable(column) or "(empty)"
+            shown = printable(column[:40]) + ("..." if len(column) > 40 else "") or "(empty)"
             return shown, f"is not a column of a push file ({', '.join(CSV_COLUMNS)})"
         if column in seen:
             return column, "is a column twice in the header"
@@ -540,7 +553,9 @@ def _from_csv_row(cells: dict[str, str]) -> dict[str, Any]:
         )
     for key in (INCLUDE_UNENGAGED_WIRE_KEY, INCLUDE_UNENGAGED_PYTHON_KEY):
         flag = data.get(key)
-        if isinstance(flag, str) and flag.strip().lower() in _TRUE | _FALSE:
+        if isinstance(flag, str):
+            if flag.strip().lower() not in _TRUE | _FALSE:
+                raise ValidationError(key, "must be true or false (yes/no, 1/0)")
             data[key] = flag.strip().lower() in _TRUE
     return data
 
@@ -618,7 +633,8 @@ def _json_array(lines: _Lines, name: str | None, encoding: str) -> Iterator[Reco
                     # Cut off by the end of what was read, or wrong: more text tells.
                     last_line = buffer.rfind("\n", 0, len(buffer) - 1) + 1
                     if exc.pos < last_line or len(buffer) - start > PUSH_LINE_MAX or not more():
-                        yield _line_error(f"is not valid JSON: {exc.msg}", line_at(exc.pos), name)
+                        message = f"is not valid JSON: {_json_reason(exc)}"
+                        yield _line_error(message, line_at(exc.pos), name)
                         return
             number = line_at(start)
             if problem := _undecodable(buffer[start:end], encoding):
@@ -631,6 +647,8 @@ def _json_array(lines: _Lines, name: str | None, encoding: str) -> Iterator[Reco
         yield _line_error(_too_long(), lines.number, name)
     except RecursionError:
         yield _line_error("is JSON nested too deeply", lines.number, name)
+    except ValueError:  # not a JSONDecodeError: e.g. an integer of over 4300 digits
+        yield _line_error("is not valid JSON: a number too long", lines.number, name)
 
 
 def _record(number: int, data: object, name: str | None) -> Record:
@@ -660,14 +678,18 @@ def _record_of(item: object, number: int) -> dict[str, Any]:
     push = item
     if isinstance(item, tuple) and len(item) == 2:
         campaign_id, push = item
-    if not isinstance(push, WebPush) or not (campaign_id is None or isinstance(campaign_id, int)):
+    if not isinstance(push, WebPush):
         raise PushFileError(
-            f"item {number} is a {type(item).__name__}, not a WebPush or a "
-            "(campaign_id, WebPush) pair",
+            f"item {number} is not a WebPush or a (campaign_id, WebPush) pair",
             field="push",
         )
+    try:
+        check_campaign_id(campaign_id)  # what read_pushes would refuse is never written
+    except ValidationError as exc:
+        raise PushFileError(f"item {number}: {exc.message}", field=exc.field) from None
     data: dict[str, Any] = {} if campaign_id is None else {CAMPAIGN_ID_KEY: campaign_id}
     data.update(push_to_dict(push))
+    data["ttl"] = push.ttl  # a number, as a file would give it (the wire's string reads too)
     return data
 
 

@@ -952,3 +952,55 @@ def test_sigterm_stops_a_batch_like_ctrl_c(server: ThreadedFake, tmp_path: Path)
     assert "batch summary" in out
     assert re.search(r"^\s*of which ambiguous\s+0\s*$", out, re.MULTILINE)  # none cut off
     assert "stopped by SIGTERM: run the same command again" in err
+
+
+def test_failed_out_is_checked_before_anything_is_sent(
+    server: ThreadedFake, capsys: pytest.CaptureFixture[str], tmp_path: Path
+):
+    path = write_jsonl(tmp_path / "pushes.jsonl", pushes(3))
+    before = path.read_text()
+    code, _, err = run(capsys, "batch", str(path), "--failed-out", str(path))
+    assert code == 2
+    assert "is the input file" in err
+    assert path.read_text() == before  # the input is never wiped
+    code, _, err = run(capsys, "batch", str(path), "--failed-out", str(tmp_path / "no" / "x"))
+    assert code == 2
+    assert "No such file or directory" in err
+    assert server.requests() == []
+
+
+def test_a_fifo_is_read_once_like_stdin(
+    server: ThreadedFake, capsys: pytest.CaptureFixture[str], tmp_path: Path
+):
+    server.add_fault(Fault(status=400, at={1}))
+    fifo = tmp_path / "pushes.fifo"
+    os.mkfifo(fifo)
+    text = "".join(json.dumps(p) + "\n" for p in pushes(3))
+
+    def feed() -> None:
+        with open(fifo, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    failed_out = tmp_path / "failed.jsonl"
+    code, _, _ = run(
+        capsys, "batch", str(fifo), "--concurrency", "1", "--failed-out", str(failed_out)
+    )
+    writer.join(timeout=10)
+    assert code == 1
+    assert len(server.launches()) == 2
+    assert [json.loads(line)["title"] for line in failed_out.read_text().splitlines()] == ["Push 1"]
+
+
+def test_a_refused_key_exits_2_even_when_no_push_was_left_unsent(
+    server: ThreadedFake,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setenv("INSIDER_API_KEY", "ck")
+    path = write_jsonl(tmp_path / "pushes.jsonl", pushes(3))
+    code, _, err = run(capsys, "batch", str(path))
+    assert code == 2
+    assert "check INSIDER_API_KEY" in err

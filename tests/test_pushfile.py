@@ -369,5 +369,41 @@ def test_write_pushes_refuses_what_it_could_not_read_back() -> None:
         write_pushes(
             [WebPush(**{**GOOD, "target": Target("d_city", ["a|b"])})], io.StringIO(), format="csv"
         )
-    with pytest.raises(PushFileError, match="item 2 is a str, not a WebPush"):
+    with pytest.raises(PushFileError, match="item 2 is not a WebPush"):
         write_pushes([PUSH, "nope"], io.StringIO())  # type: ignore[list-item]
+
+
+def test_what_a_hostile_file_holds_is_a_line_error_in_plain_words() -> None:
+    # Found by an attacker: each used to be a traceback, a Python message or a mangled name.
+    records = summary(
+        io.StringIO('{"ttl": ' + "9" * 5000 + "}\n" + '{"\\u001b": "\x1b"}\n' + LINE + "\n")
+    )
+    assert records[0] == (1, None, "line 1: is not valid JSON: a number too long")
+    assert records[1][2] == "line 2: is not valid JSON: Invalid control character (column 13)"
+    assert records[2] == (3, PUSH, None)
+    [array_error] = summary(io.StringIO("[" + "9" * 5000 + "]"))
+    assert array_error[2] == "line 1: is not valid JSON: a number too long"
+    header = io.BytesIO(b"tit\xe9le,description\n")
+    [(line, _, error)] = summary(header, format="csv")
+    assert (line, error) == (
+        1,
+        "line 1: holds a byte that is not text in the file's encoding: 0xe9",
+    )
+    long_name = io.StringIO("x" * 600 + ",title\n")
+    [(_, _, error)] = summary(long_name, format="csv")
+    assert error is not None
+    assert len(error) < 300
+    maybe = CSV_TEXT.replace(",yes\n", ",maybe\n")
+    assert summary(io.StringIO(maybe))[0][2] == (
+        "line 2: include_unengage: must be true or false (yes/no, 1/0)"
+    )
+
+
+def test_write_pushes_refuses_a_campaign_id_read_pushes_would_refuse() -> None:
+    with pytest.raises(PushFileError, match=r"campaign_id: item 1: must be"):
+        write_pushes([(2**63, PUSH)], io.StringIO())
+    with pytest.raises(PushFileError, match="item 1 is not a WebPush"):
+        write_pushes([1], io.StringIO())  # type: ignore[list-item]
+    out = io.StringIO()
+    write_pushes([PUSH], out)
+    assert json.loads(out.getvalue())["ttl"] == 3600  # a number, as a file gives it

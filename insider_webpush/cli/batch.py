@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -68,16 +69,17 @@ class _Failed:
     """The pushes that failed for certain, for ``--failed-out``: by line number from a file
     (read again at the end, so memory holds numbers, not pushes), as items from stdin."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, *, once: bool) -> None:
         self.path: str | None = args.failed_out
         self._source: str = args.file
+        self._once = once
         self._lines: set[int] = set()
         self._items: list[tuple[int, PushItem]] = []
 
     def add(self, outcome: Outcome, line: int | None) -> None:
         if self.path is None or outcome.ambiguous or outcome.push is None or line is None:
             return
-        if self._source != "-":
+        if not self._once:
             self._lines.add(line)
             return
         push = outcome.push
@@ -88,7 +90,7 @@ class _Failed:
     def write(self, out: Output, format: Format | None) -> None:
         if self.path is None:
             return
-        if self._source == "-":
+        if self._once:
             items: Iterator[PushItem] = (
                 item for _, item in sorted(self._items, key=lambda p: p[0])
             )
@@ -102,13 +104,34 @@ class _Failed:
         out.echo(f"{count} failed push(es) written to {self.path}", err=True)
 
 
+def _check_failed_out(args: argparse.Namespace) -> None:
+    """``--failed-out`` must be writable and not the input: found before anything is sent."""
+    path = args.failed_out
+    if path is None:
+        return
+    if args.file != "-" and os.path.exists(path) and os.path.samefile(path, args.file):
+        raise UsageError(f"--failed-out {path} is the input file; name another file")
+    try:
+        with open(path, "a", encoding="utf-8"):  # created if missing; written at the end
+            pass
+    except OSError as exc:
+        raise UsageError(f"--failed-out {path}: {exc.strerror or exc}") from None
+
+
+def _read_once(path: str) -> bool:
+    return path == "-" or not os.path.isfile(path)
+
+
 async def run(args: argparse.Namespace, out: Output) -> int:
     creds = credentials(args)
-    from_stdin = args.file == "-"
-    total = None if from_stdin else prevalidate(args, out, creds.partner_id)
+    _check_failed_out(args)
+    # A pipe, a FIFO or a device can be read once only: like stdin, it is not checked in
+    # full first, and its failed pushes are kept rather than read again.
+    once = _read_once(args.file)
+    total = None if once else prevalidate(args, out, creds.partner_id)
     if args.journal is None:
         out.echo("note: no --journal, so an interrupted run cannot be resumed", err=True)
-    failed = _Failed(args)
+    failed = _Failed(args, once=once)
     tally = Tally(total, args.rate_limit / args.rate_period, on_failure=failed.add)
     lines: dict[int, int] = {}  # push index -> input line, for the pushes in flight
     stopped_at: list[PushFileError] = []
@@ -122,7 +145,7 @@ async def run(args: argparse.Namespace, out: Output) -> int:
             error = partner_error(record, creds.partner_id)
             if error is not None or record.item is None:
                 stopped_at.append(error or PushFileError("is not a push", line=record.line))
-                return  # only from stdin: a file was checked in full
+                return  # only read once (stdin, a pipe): a file was checked in full
             lines[index] = record.line
             yield record.item
 
@@ -195,6 +218,6 @@ def _verdict(
         out.echo(f"stopped by {interrupted.requested}: {rest}", err=True)
         return EXIT_INTERRUPTED
     if tally.done == 0 and not args.allow_empty:  # stdin; a file was counted before
-        out.error("the input holds no pushes (--allow-empty accepts that)")
+        out.error("the input holds no pushes (--allow-empty accepts that)")  # stdin, a pipe
         return EXIT_USAGE
     return EXIT_OK if tally.failed == 0 else EXIT_FAILED

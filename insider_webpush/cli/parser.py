@@ -52,9 +52,9 @@ def _without_values(message: str) -> str:
         return f"unrecognized option(s): {', '.join(options)}{extra}; see --help"
     if "invalid choice: " in message:  # the choices are ours; the value given is not shown
         return re.sub(r"invalid choice: '[^']*'", "invalid choice", message).replace("'", "")
+    # argparse's own messages that quote a value; ours (from the type functions) never do.
     message = re.sub(r"ignored explicit argument '[^']*'", "takes no value", message)
-    message = re.sub(r"invalid \S+ value: '[^']*'", "invalid value", message)
-    return re.sub(r"'[^']*'", "(value not shown)", message) if "'" in message else message
+    return re.sub(r"invalid \S+ value: '[^']*'", "invalid value", message)
 
 
 def build_parser() -> Parser:
@@ -330,4 +330,6 @@ def fault(spec: str) -> Fault:
     try:
         return Fault.parse(spec)
     except ValidationError as exc:
-        raise argparse.ArgumentTypeError(f"{exc.message} (see fake-server --help)") from None
+        # Fault.parse quotes the part it could not read: an argument error repeats no value.
+        reason = re.sub(r",? not '[^']*'", "", exc.message)
+        raise argparse.ArgumentTypeError(f"{reason} (see fake-server --help)") from None

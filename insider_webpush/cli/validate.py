@@ -30,6 +30,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
                 bad += 1
                 out.echo(located(record.error))
     if good + bad == 0 and not args.allow_empty:
-        raise UsageError(f"{args.file} holds no pushes (--allow-empty accepts that)")
+        name = "standard input" if args.file == "-" else args.file
+        raise UsageError(f"{name} holds no pushes (--allow-empty accepts that)")
     out.echo(f"{good + bad} pushes checked: {good} valid, {bad} invalid")
     return EXIT_FAILED if bad else EXIT_OK
