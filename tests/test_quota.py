@@ -85,6 +85,7 @@ async def test_scaled_quota_is_used_to_the_full_and_never_crossed() -> None:
         assert confirmed == fake.count(200)
 
 
+@pytest.mark.slow  # a real-time soak: Python 3.11 only in CI (.ci/run)
 async def test_two_clients_of_one_key_share_the_quota() -> None:
     async with FakeInsider(rate_limit=RATE_LIMIT, rate_period=RATE_PERIOD) as fake:
         async with fake.client() as first, fake.client() as second:

@@ -202,6 +202,7 @@ async def warmed(url: str, connections: int) -> aioredis.Redis:
     return client
 
 
+@pytest.mark.slow  # a real-time soak: Python 3.11 only in CI (.ci/run)
 @pytest.mark.redis
 async def test_no_window_holds_more_than_the_quota(redis_server: RedisServer) -> None:
     """Many acquirers on two limiters, each with its own connections as two processes."""
@@ -319,6 +320,7 @@ async def test_penalize_pauses_every_instance_and_their_reserved_slots(
     assert b.dropped_slots >= 3  # the three inside the pause (more if one came back late)
 
 
+@pytest.mark.slow  # a real-time soak: Python 3.11 only in CI (.ci/run)
 @pytest.mark.redis
 async def test_fallback_while_redis_is_down_then_back_to_redis(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -403,6 +405,7 @@ async def test_four_processes_share_one_quota(redis_server: RedisServer) -> None
     assert figures["utilization"] >= 0.97, figures
 
 
+@pytest.mark.slow  # a real-time soak: Python 3.11 only in CI (.ci/run)
 @pytest.mark.redis
 async def test_redis_restart_mid_run_keeps_the_bound(redis_server: RedisServer) -> None:
     """The restarted Redis has forgotten the slots still waiting in the senders; the
