@@ -469,7 +469,7 @@ def _failure(
     if isinstance(exc, TimeoutError):  # ours (total, read), or aiohttp's pool/connect ones
         what = f"timed out (timeouts: {_describe(timeouts)})"
     else:
-        what = f"failed: {type(exc).__name__}: {exc}"
+        what = f"failed: {_plain(exc)}"
     where = {
         Stage.NOT_SENT: "before any byte of it was sent; it is safe to send again",
         Stage.WRITING: "while it was being written; Insider never had all of it",
@@ -481,6 +481,22 @@ def _failure(
     if secret:
         message = redact(message, secret)
     return TransportError(message, stage=stage)
+
+
+def _plain(exc: BaseException) -> str:
+    """What went wrong, in network terms rather than aiohttp's class names."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"the TLS certificate of {exc.host}:{exc.port} was refused ({exc.certificate_error})"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        reason = exc.os_error.strerror or str(exc.os_error)
+        return f"could not connect to {exc.host}:{exc.port} ({reason})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the answer was cut off"
+    if isinstance(exc, aiohttp.ClientOSError):
+        return f"a network error ({exc.strerror or exc})"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _describe(timeouts: Timeouts) -> str:

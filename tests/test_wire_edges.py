@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -220,3 +221,19 @@ async def test_sends_queued_for_their_grant_fail_at_once_when_a_long_pause_begin
         took = loop.time() - started
     assert all(isinstance(r, RateLimitError) for r in results), results
     assert took < 2.0, took
+
+
+async def test_a_refused_connection_is_said_in_network_terms() -> None:
+    # Not aiohttp's class names: "ClientConnectorError: Cannot connect to host ... ssl:default".
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    async with WebPushClient(
+        "key", partner_id="1", base_url=f"http://127.0.0.1:{port}", retry=RetryPolicy.never()
+    ) as client:
+        with pytest.raises(TransportError) as caught:
+            await client.send(WebPush(**MINIMAL_FIELDS))
+    message = str(caught.value)
+    assert message.startswith(f"the request failed: could not connect to 127.0.0.1:{port} (")
+    assert "Client" not in message
+    assert caught.value.stage is Stage.NOT_SENT
