@@ -40,6 +40,7 @@ from .codec import (
 from .endpoints import DEFAULT_BASE_URL, ENDPOINTS, Endpoint, Operation
 from .errors import (
     APIError,
+    MissingExtraError,
     TransportError,
     ValidationError,
     error_for_status,
@@ -161,7 +162,7 @@ class WebPushClient:
             `"redis://host:6379/0"`, across processes and hosts
             ([`insider_webpush.redis_limiter`][insider_webpush.redis_limiter]; needs the
             `redis` extra). None (the default) keeps it in this process.
-            Without redis-py installed, a `ValidationError` here, not at the first send.
+            Without redis-py installed: `MissingExtraError` here, not at the first send.
         redis_fallback_processes: While Redis is unreachable, go on alone at
             `rate_limit // redis_fallback_processes` per process; at least 1, and needs
             `redis_url`. None (the default) fails closed: sends raise `TransportError` and
@@ -170,6 +171,7 @@ class WebPushClient:
     Raises:
         ValidationError: An argument is out of its range or of the wrong type; `field`
             names it and the message gives the limit.
+        MissingExtraError: `redis_url` without redis-py (also an `ImportError`).
     """
 
     def __init__(
@@ -229,8 +231,8 @@ class WebPushClient:
             try:  # at construction, not as an ImportError at the first send
                 from . import redis_limiter  # noqa: F401
             except ImportError as exc:
-                raise ValidationError(
-                    "redis_url", "needs redis-py: pip install 'insider-webpush[redis]'"
+                raise MissingExtraError(
+                    "redis_url needs redis-py: pip install 'insider-webpush[redis]'"
                 ) from exc
         self._redis_url = redis_url
         # With redis_url, Redis unreachable: None fails closed (TransportError, nothing sent);

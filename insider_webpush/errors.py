@@ -36,6 +36,7 @@ __all__ = [
     "BadRequestError",
     "FailedDependencyError",
     "InsiderError",
+    "MissingExtraError",
     "RateLimitError",
     "ServerError",
     "TransportError",
@@ -90,6 +91,20 @@ class ValidationError(InsiderError, ValueError):
         self.field = field
         self.message = message
         super().__init__(f"{field}: {message}")
+
+
+class MissingExtraError(InsiderError, ImportError):
+    """An option needs a package the SDK's install lacks, e.g. `redis_url=` without the
+    `redis` extra. Raised when the option is given, before anything is sent; also an
+    `ImportError`.
+
+    Args:
+        message: What is missing, and the `pip install` that adds it.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class TransportError(InsiderError):

@@ -13,9 +13,10 @@ async for outcome in client.stream(read_pushes("pushes.jsonl")):
 `description`, `image`, `link`, `ttl`, optional `banner`, `include_unengage` (or
 `include_unengaged`), `language`, `target` and `partner_id`), plus an optional
 `campaign_id`: a draft's id, which makes the item a `(campaign_id, WebPush)` pair that
-launches that draft. A CSV file has one column per field (an empty cell is an absent field),
-the target as `target_attribute` and `target_values` (values separated by `|`), and
-`true`/`false` (or `yes`/`no`, `1`/`0`) for `include_unengage`.
+launches that draft. A CSV file has one column per field, separated by commas (spaces
+around a cell are dropped; an empty cell is an absent field), the target as
+`target_attribute` and `target_values` (values separated by `|`), and `true`/`false` (or
+`yes`/`no`, `1`/`0`) for `include_unengage`.
 
 **Sources.** A path (`str` or `os.PathLike`), `"-"` for standard input, or an open
 text or binary stream. Bytes are decoded as UTF-8 (`encoding=`), a leading byte-order mark
@@ -512,7 +513,8 @@ def _csv(lines: _Lines, name: str | None, encoding: str) -> Iterator[Record]:
         elif undecodable := _undecodable("".join(row), encoding):
             yield _line_error(undecodable, start, name)
         else:
-            cells = {column: cell for column, cell in zip(columns, row, strict=False) if cell}
+            # Spaces around a cell are the writer's, not the push's (" 3600", "a, b").
+            cells = {c: v.strip() for c, v in zip(columns, row, strict=False) if v.strip()}
             try:
                 data = _from_csv_row(cells)
             except ValidationError as exc:
@@ -535,6 +537,9 @@ def _header_problem(header: list[str]) -> tuple[str, str] | None:
             return "line", f"holds a byte that is not text in the file's encoding: 0x{byte:02x}"
         if column not in _CSV_KNOWN:
             shown = printable(column[:40]) + ("..." if len(column) > 40 else "") or "(empty)"
+            separator = next((c for c in ";\t" if c in column), None)
+            if separator is not None:
+                return shown, f"is not a column: cells are separated by commas, not {separator!r}"
             return shown, f"is not a column of a push file ({', '.join(CSV_COLUMNS)})"
         if column in seen:
             return column, "is a column twice in the header"
@@ -714,6 +719,13 @@ def _csv_row(data: dict[str, Any], number: int) -> list[str]:
             )
         data[CSV_TARGET_COLUMNS[0]] = target["attribute"]
         data[CSV_TARGET_COLUMNS[1]] = CSV_VALUE_SEPARATOR.join(values)
+    for key, value in data.items():
+        if isinstance(value, str) and value != value.strip():
+            raise PushFileError(
+                f"item {number}: it starts or ends with a space, which CSV drops; write "
+                "JSONL instead",
+                field=key,
+            )
     flag = data.get(INCLUDE_UNENGAGED_WIRE_KEY)
     if isinstance(flag, bool):
         data[INCLUDE_UNENGAGED_WIRE_KEY] = "true" if flag else "false"

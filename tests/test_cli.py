@@ -212,16 +212,20 @@ def test_a_refused_key_is_an_error_that_does_not_echo_it(
     wrong = "wrong-but-secret-key"
     code, out, err = run(capsys, *SEND_ARGS, "--api-key", wrong)
     assert code == 2  # credentials: check the key
-    assert "the API key was refused (HTTP 401: Unauthorized): check INSIDER_API_KEY" in err
+    assert "the API key was refused (HTTP 401: Unauthorized): check --api-key" in err
     assert wrong not in out + err
 
 
 def test_a_mistyped_command_line_does_not_echo_the_key(capsys: pytest.CaptureFixture[str]):
-    # --api-key belongs after the subcommand; argparse's complaint would quote it.
-    code, _, err = run(capsys, "--api-key", KEY, *SEND_ARGS)
+    # A mistyped command: argparse's complaint would quote what stood there.
+    code, _, err = run(capsys, "--api-key", KEY, "sned", *SEND_ARGS[1:])
     assert code == 2
     assert "argument COMMAND: invalid choice (choose from send, batch" in err
     assert KEY not in err
+    # The connection options go before the command too (they used to be refused there).
+    code, _, err = run(capsys, "--api-key", KEY, *SEND_ARGS)
+    assert code == 2
+    assert "no partner id" in err
     code, _, err = run(capsys, *SEND_ARGS, "stray", f"--api-key={KEY}x")
     assert code == 2
     assert "1 unrecognized argument(s), not shown" in err
@@ -950,6 +954,9 @@ def test_sigterm_stops_a_batch_like_ctrl_c(server: ThreadedFake, tmp_path: Path)
     assert proc.returncode == 130, err
     assert "stopping (SIGTERM): finishing the pushes already on the wire, sending no more" in err
     assert "batch summary" in out
+    # The pushes taken but not yet on the wire are "not sent", not failures.
+    assert re.search(r"^\s*failed\s+0\s*$", out, re.MULTILINE)
+    assert re.search(r"^\s*not sent \(stopped first\)\s+\d+\s*$", out, re.MULTILINE)
     assert re.search(r"^\s*of which ambiguous\s+0\s*$", out, re.MULTILINE)  # none cut off
     assert "stopped by SIGTERM: run the same command again" in err
 

@@ -407,3 +407,16 @@ def test_write_pushes_refuses_a_campaign_id_read_pushes_would_refuse() -> None:
     out = io.StringIO()
     write_pushes([PUSH], out)
     assert json.loads(out.getvalue())["ttl"] == 3600  # a number, as a file gives it
+
+
+def test_csv_cells_are_trimmed_and_a_semicolon_file_is_named_as_such() -> None:
+    spaced = "title, description, image, link, ttl\nSale, d, https://e.com/i, https://e.com, 3600\n"
+    [(_, item, error)] = summary(io.StringIO(spaced))
+    assert error is None
+    assert isinstance(item, WebPush)
+    assert (item.title, item.ttl) == ("Sale", 3600)
+    [(_, _, error)] = summary(io.StringIO("title;description\n"), format="csv")
+    assert (
+        error
+        == "line 1: title;description: is not a column: cells are separated by commas, not ';'"
+    )

@@ -34,7 +34,7 @@ async def run(args: argparse.Namespace, out: Output) -> int:
     ) as fake:
         key_source = (
             f"the key in {KEY_VARIABLE}"
-            if api_key != DEFAULT_API_KEY
+            if os.environ.get(KEY_VARIABLE)
             else f"the key {DEFAULT_API_KEY!r} (set {KEY_VARIABLE} to choose one)"
         )
         out.echo(f"FakeInsider listening on {fake.base_url}")

@@ -51,7 +51,7 @@ class Output:
         self.echo(f"error: {text}", err=True)
 
     def table(self, title: str, rows: Sequence[tuple[str, str]]) -> None:
-        if self.rich:
+        if self.rich and sys.stdout.isatty():  # piped: lines a script can read, unwrapped
             from rich import box
             from rich.console import Console
             from rich.table import Table

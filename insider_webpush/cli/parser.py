@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .._version import __version__
 from ..endpoints import DEFAULT_BASE_URL
@@ -72,19 +72,11 @@ def build_parser() -> Parser:
     _add_global_options(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    # The connection options go before or after the command: given before it, the command's
+    # parser (defaults SUPPRESS) keeps them.
+    _add_connection_options(parser, default=None)
     connection = Parser(add_help=False, allow_abbrev=False)
-    group = connection.add_argument_group("connection")
-    group.add_argument(
-        "--api-key", metavar="KEY", help="the API key (default: $INSIDER_API_KEY; prefer the env)"
-    )
-    group.add_argument(
-        "--partner-id", metavar="ID", help="your partner id (default: $INSIDER_PARTNER_ID)"
-    )
-    group.add_argument(
-        "--base-url",
-        metavar="URL",
-        help=f"the API's address (default: $INSIDER_BASE_URL or {DEFAULT_BASE_URL})",
-    )
+    _add_connection_options(connection.add_argument_group("connection"), default=argparse.SUPPRESS)
 
     send = commands.add_parser(
         "send",
@@ -227,6 +219,27 @@ def build_parser() -> Parser:
     for command in commands.choices.values():
         _add_global_options(command, top=False)
     return parser
+
+
+def _add_connection_options(group: Any, *, default: object) -> None:
+    group.add_argument(
+        "--api-key",
+        metavar="KEY",
+        default=default,
+        help="the API key (default: $INSIDER_API_KEY; prefer the env)",
+    )
+    group.add_argument(
+        "--partner-id",
+        metavar="ID",
+        default=default,
+        help="your partner id (default: $INSIDER_PARTNER_ID)",
+    )
+    group.add_argument(
+        "--base-url",
+        metavar="URL",
+        default=default,
+        help=f"the API's address (default: $INSIDER_BASE_URL or {DEFAULT_BASE_URL})",
+    )
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:

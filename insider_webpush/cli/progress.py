@@ -45,6 +45,7 @@ class Tally:
     resent_certain: int = 0  # journaled certain failures sent again
     resent_ambiguous: int = 0  # journaled ambiguous ones, under --retry-ambiguous
     not_sent: int = 0  # after a 401 stopped the batch
+    stopped: int = 0  # taken, not sent: Ctrl-C or SIGTERM came first
     refused: InsiderError | None = None  # the first 401, which stops the batch
     # The first LISTED_FAILURES failures by line: a max-heap of (-line, text).
     _failures: list[tuple[int, str]] = attrs.field(factory=list)
@@ -55,7 +56,7 @@ class Tally:
     @property
     def sent(self) -> int:
         """Outcomes that went to the wire in this run (not replayed from a journal)."""
-        return self.done - self.from_journal - self.not_sent
+        return self.done - self.from_journal - self.not_sent - self.stopped
 
     @property
     def failures(self) -> list[str]:
@@ -78,6 +79,12 @@ class Tally:
             return
         self.failed += 1
         self.ambiguous += outcome.ambiguous
+        if isinstance(outcome.error, NotSentError) and outcome.error.cause is None:
+            # Stopped by Ctrl-C or SIGTERM before it went out: not a failure of the push,
+            # and a rerun with the journal sends it.
+            self.failed -= 1
+            self.stopped += 1
+            return
         if self.on_failure is not None:
             self.on_failure(outcome, line)
         if isinstance(outcome.error, AuthenticationError):
@@ -87,8 +94,10 @@ class Tally:
             return  # one line says why; listing each would drown the 401 itself
         order = line if line is not None else outcome.index
         where = f"line {line}" if line is not None else f"push {outcome.index}"
-        note = " (ambiguous: it may have gone out)" if outcome.ambiguous else ""
-        entry = (-order, f"{where}: {outcome.error}{note}")
+        said = str(outcome.error)
+        note = " (ambiguous)" if outcome.ambiguous and "may have" in said else ""
+        note = note or (" (ambiguous: it may have gone out)" if outcome.ambiguous else "")
+        entry = (-order, f"{where}: {said}{note}")
         if len(self._failures) < LISTED_FAILURES:
             heapq.heappush(self._failures, entry)
         elif entry > self._failures[0]:  # an earlier line than the latest one listed

@@ -14,7 +14,9 @@ def summary_rows(tally: Tally) -> list[tuple[str, str]]:
         ("  of which ambiguous", str(tally.ambiguous)),
     ]
     if tally.not_sent:
-        rows.append(("  of which not sent (the batch stopped)", str(tally.not_sent)))
+        rows.append(("  of which not sent (after a 401)", str(tally.not_sent)))
+    if tally.stopped:
+        rows.append(("not sent (stopped first)", str(tally.stopped)))
     if tally.from_journal:
         rows.append(("replayed from the journal", str(tally.from_journal)))
     if tally.resent_certain:
@@ -51,8 +53,7 @@ def print_failures(
         hint = f" (see {said})" if said else " (--failed-out FILE writes them all)"
         out.echo(f"  ... and {more} more{hint}")
     if tally.not_sent:
-        why = "at the first 401" if tally.refused is not None else "on request"
-        out.echo(f"{tally.not_sent} push(es) were not sent: the batch stopped {why}")
+        out.echo(f"{tally.not_sent} push(es) were not sent: the batch stopped at the first 401")
     if tally.ambiguous:
         out.echo(
             f"{tally.ambiguous} ambiguous push(es) may have gone out: they are not resent "

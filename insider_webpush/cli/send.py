@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 
 from ..client import WebPushClient
+from ..errors import AuthenticationError
 from ..models import Target, WebPush
 from ._common import EXIT_OK, UsageError
 from .credentials import PARTNER_VARIABLE, credentials
+from .fatal import refused
 from .output import Output
 
 
@@ -37,6 +39,11 @@ async def run(args: argparse.Namespace, out: Output) -> int:
     async with WebPushClient(
         creds.api_key, partner_id=creds.partner_id, base_url=creds.base_url
     ) as client:
-        result = await client.send(push, campaign_id=args.campaign_id, api_version=args.api_version)
+        try:
+            result = await client.send(
+                push, campaign_id=args.campaign_id, api_version=args.api_version
+            )
+        except AuthenticationError as exc:
+            raise UsageError(refused(exc, creds.key_source)) from None
     out.echo(str(result.campaign_id))
     return EXIT_OK

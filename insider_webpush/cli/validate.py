@@ -32,5 +32,6 @@ def run(args: argparse.Namespace, out: Output) -> int:
     if good + bad == 0 and not args.allow_empty:
         name = "standard input" if args.file == "-" else args.file
         raise UsageError(f"{name} holds no pushes (--allow-empty accepts that)")
-    out.echo(f"{good + bad} pushes checked: {good} valid, {bad} invalid")
+    total = good + bad
+    out.echo(f"{total} push{'' if total == 1 else 'es'} checked: {good} valid, {bad} invalid")
     return EXIT_FAILED if bad else EXIT_OK
