@@ -356,7 +356,9 @@ async def test_fallback_while_redis_is_down_then_back_to_redis(
     alone = sum(1 for t in times if t < first + 2.0)
     assert 36 <= alone <= 40  # 20 per second: this process's share of 2 processes
     shared = sum(1 for t in times if first + 4.0 <= t < first + 5.0)
-    assert shared >= 36  # the whole quota again, through Redis
+    # The whole quota again, through Redis: well above the 20 a second of going on alone
+    # (a loaded 2-core CI machine measured 33 to 40 of the 40).
+    assert shared >= 30
     messages = [r.getMessage() for r in caplog.records]
     assert any("Redis is unreachable" in m for m in messages)
     assert any("Redis is back" in m for m in messages)
