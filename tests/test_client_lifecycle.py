@@ -52,7 +52,7 @@ def _client_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
 # -- redis_url without redis-py ------------------------------------------------------------
 
 
-def test_redis_url_without_redis_py_is_a_validation_error_at_construction() -> None:
+def test_redis_url_without_redis_py_fails_at_construction_naming_the_extra() -> None:
     # The path finder, wrapped so that it finds no redis: as if the extra were not installed.
     code = textwrap.dedent(
         """
