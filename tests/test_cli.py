@@ -692,9 +692,13 @@ def test_plain_flag_forces_plain_output(
     assert out.splitlines()[0] == "batch summary"
 
 
-def test_ctrl_c_stops_a_batch_cleanly_and_a_rerun_sends_the_rest(
-    server: ThreadedFake, tmp_path: Path
+@pytest.mark.parametrize(
+    ("signum", "name"), [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")]
+)
+def test_ctrl_c_or_sigterm_stops_a_batch_cleanly_and_a_rerun_sends_the_rest(
+    server: ThreadedFake, tmp_path: Path, signum: signal.Signals, name: str
 ):
+    # SIGTERM (what kill, systemd and Kubernetes send) used to be handled like SIGKILL.
     journal = tmp_path / "batch.journal"
     path = write_jsonl(tmp_path / "pushes.jsonl", pushes(60))
     argv = [sys.executable, "-m", "insider_webpush", "batch", str(path), "--journal", str(journal)]
@@ -706,12 +710,15 @@ def test_ctrl_c_stops_a_batch_cleanly_and_a_rerun_sends_the_rest(
     deadline = time.monotonic() + 20
     while len(server.launches()) < 10 and time.monotonic() < deadline:
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err
-    assert "stopping (Ctrl-C): finishing the pushes already on the wire, sending no more" in err
+    assert f"stopping ({name}): finishing the pushes already on the wire, sending no more" in err
     assert "batch summary" in out  # what was done so far
     assert re.search(r"^\s*of which ambiguous\s+0\s*$", out, re.MULTILINE)  # none cut off
+    # The pushes taken but not yet on the wire are "not sent", not failures.
+    assert re.search(r"^\s*failed\s+0\s*$", out, re.MULTILINE)
+    assert f"stopped by {name}: run the same command again to send the rest" in err
     sent_before = len(server.launches())
     assert 10 <= sent_before < 60
 
@@ -935,30 +942,6 @@ def test_a_journal_mismatch_is_reported_by_line(
     assert code == 2
     assert "error: line 5 does not match the journal" in err  # push #3, after a blank line
     assert "push #" not in err
-
-
-def test_sigterm_stops_a_batch_like_ctrl_c(server: ThreadedFake, tmp_path: Path):
-    journal = tmp_path / "batch.journal"
-    path = write_jsonl(tmp_path / "pushes.jsonl", pushes(60))
-    argv = [sys.executable, "-m", "insider_webpush", "batch", str(path), "--journal", str(journal)]
-    argv += ["--rate-limit", "40", "--rate-period", "1", "--concurrency", "4"]
-    env = {**os.environ, "INSIDER_API_KEY": KEY}
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
-    deadline = time.monotonic() + 20
-    while len(server.launches()) < 10 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=20)
-    assert proc.returncode == 130, err
-    assert "stopping (SIGTERM): finishing the pushes already on the wire, sending no more" in err
-    assert "batch summary" in out
-    # The pushes taken but not yet on the wire are "not sent", not failures.
-    assert re.search(r"^\s*failed\s+0\s*$", out, re.MULTILINE)
-    assert re.search(r"^\s*not sent \(stopped first\)\s+\d+\s*$", out, re.MULTILINE)
-    assert re.search(r"^\s*of which ambiguous\s+0\s*$", out, re.MULTILINE)  # none cut off
-    assert "stopped by SIGTERM: run the same command again" in err
 
 
 def test_failed_out_is_checked_before_anything_is_sent(
