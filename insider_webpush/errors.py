@@ -34,6 +34,7 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "FailedDependencyError",
     "InsiderError",
     "MissingExtraError",
@@ -91,6 +92,12 @@ class ValidationError(InsiderError, ValueError):
         self.field = field
         self.message = message
         super().__init__(f"{field}: {message}")
+
+
+class ClientClosedError(InsiderError, RuntimeError):
+    """A closed `WebPushClient` was used: nothing was sent. Open a new client (or keep one
+    open for the life of the program); also a `RuntimeError`.
+    """
 
 
 class MissingExtraError(InsiderError, ImportError):

@@ -15,10 +15,11 @@ import math
 import random
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import attrs
 
-from .errors import TransportError
+from .errors import TransportError, ValidationError
 from .outcomes import Verdict, verdict_for_stage, verdict_for_status
 
 __all__ = ["RetryPolicy", "parse_retry_after"]
@@ -70,6 +71,33 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def _number(
+    low: float,
+    *,
+    above: bool = False,
+    most: float | None = None,
+    whole: bool = False,
+    infinite: bool = False,
+) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    """An attrs validator raising `ValidationError` naming the field and its range."""
+    kind = "a whole number" if whole else "a number"
+    bound = f"above {low:g}" if above else f"at least {low:g}"
+    if most is not None:
+        bound = f"from {low:g} to {most:g}"
+    rule = f"must be {kind} {bound}"
+
+    def check(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        ok = isinstance(value, int if whole else int | float) and not isinstance(value, bool)
+        if ok:
+            number = float(value)
+            ok = (number > low if above else number >= low) and (most is None or number <= most)
+            ok = ok and (math.isfinite(number) or (infinite and number > 0))
+        if not ok:
+            raise ValidationError(attribute.name, f"{rule}, got {value!r}")
+
+    return check
+
+
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
     """How many times, and after how long, a request that failed safely is tried again.
@@ -96,18 +124,17 @@ class RetryPolicy:
             which are resent anyway.
 
     Raises:
-        ValueError: A number is out of its range, or `resend_statuses` holds something
-            other than a status from 300 to 599.
+        ValidationError: A number is out of its range (naming the field and the range; also
+            a `ValueError`), or `resend_statuses` holds something other than a status from
+            300 to 599.
         TypeError: `resend_statuses` is not an `int`, set, list or tuple.
     """
 
-    max_attempts: int = attrs.field(default=5, validator=attrs.validators.ge(1))
-    base: float = attrs.field(default=0.5, validator=attrs.validators.gt(0))
-    cap: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
-    jitter: float = attrs.field(
-        default=0.25, validator=[attrs.validators.ge(0), attrs.validators.le(1)]
-    )
-    max_retry_after: float = attrs.field(default=120.0, validator=attrs.validators.ge(0))
+    max_attempts: int = attrs.field(default=5, validator=_number(1, whole=True))
+    base: float = attrs.field(default=0.5, validator=_number(0, above=True))
+    cap: float = attrs.field(default=30.0, validator=_number(0, above=True))
+    jitter: float = attrs.field(default=0.25, validator=_number(0, most=1))
+    max_retry_after: float = attrs.field(default=120.0, validator=_number(0, infinite=True))
     resend_statuses: frozenset[int] = attrs.field(default=frozenset(), converter=_statuses)
 
     @classmethod

@@ -33,7 +33,13 @@ from insider_webpush.batch import (
     NotSentError,
     Outcome,
 )
-from insider_webpush.errors import REDACTED, MissingExtraError, error_for_status, redact
+from insider_webpush.errors import (
+    REDACTED,
+    ClientClosedError,
+    MissingExtraError,
+    error_for_status,
+    redact,
+)
 from insider_webpush.outcomes import Stage
 from insider_webpush.pushfile import PushFileError
 
@@ -306,6 +312,7 @@ EXAMPLES: dict[str, Callable[[], BaseException]] = {
         "must be at most 100 characters", line=7, field="title", source="pushes.jsonl"
     ),
     "MissingExtraError": lambda: MissingExtraError("redis_url needs redis-py"),
+    "ClientClosedError": lambda: ClientClosedError("this WebPushClient is closed"),
     "PushFileError-file": lambda: PushFileError("can't tell its format", field="file"),
 }
 

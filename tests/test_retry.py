@@ -6,6 +6,7 @@ import asyncio
 import email.utils
 import random
 import time
+from typing import Any
 
 import aiohttp
 import pytest
@@ -313,3 +314,24 @@ def test_resend_statuses_are_converted(value: object, expected: frozenset[int]) 
 def test_resend_statuses_refuse_nonsense(value: object, error: type[Exception]) -> None:
     with pytest.raises(error):
         RetryPolicy(resend_statuses=value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "rule"),
+    [
+        ({"max_attempts": 0}, "max_attempts", "must be a whole number at least 1, got 0"),
+        ({"max_attempts": 2.5}, "max_attempts", "must be a whole number at least 1"),
+        ({"base": 0}, "base", "must be a number above 0, got 0"),
+        ({"cap": float("nan")}, "cap", "must be a number above 0"),
+        ({"jitter": 1.5}, "jitter", "must be a number from 0 to 1, got 1.5"),
+        ({"max_retry_after": -1}, "max_retry_after", "must be a number at least 0"),
+    ],
+)
+def test_a_bad_policy_is_a_validation_error_naming_the_field(
+    kwargs: dict[str, Any], field: str, rule: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        RetryPolicy(**kwargs)
+    assert caught.value.field == field
+    assert rule in caught.value.message
+    assert isinstance(caught.value, ValueError)
