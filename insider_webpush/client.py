@@ -40,7 +40,6 @@ from .codec import (
 from .endpoints import DEFAULT_BASE_URL, ENDPOINTS, Endpoint, Operation
 from .errors import (
     APIError,
-    ClientClosedError,
     MissingExtraError,
     TransportError,
     ValidationError,
@@ -252,7 +251,6 @@ class WebPushClient:
         self._urls: dict[str, tuple[str, str]] = {}
         self._owns_session = transport is None and session is None
         self._entered = False  # by async with, until close(): see __del__
-        self._closed = False
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> Self:
@@ -300,8 +298,6 @@ class WebPushClient:
         )
 
     async def __aenter__(self) -> Self:
-        if self._closed:
-            raise ClientClosedError(_CLOSED)
         self._entered = True
         return self
 
@@ -318,11 +314,9 @@ class WebPushClient:
 
         A lent `session` or `transport` stays open. `async with` calls this on the way out.
         A client that was entered, or opened its session, and is garbage-collected without
-        it warns with a `ResourceWarning` naming `WebPushClient`. A closed client is done:
-        a send on it raises `ClientClosedError` (nothing sent), as does `async with` on it.
+        it warns with a `ResourceWarning` naming `WebPushClient`.
         """
         self._entered = False
-        self._closed = True
         if self._owns_transport:
             await self._transport.aclose()
         # Shared Redis limiters are counted per user; the last one closes the connection.
@@ -659,8 +653,6 @@ class WebPushClient:
         Returns the successful response, or raises the last error. Retries only what the
         outcome table and the retry policy allow.
         """
-        if self._closed:  # a send would open a new session that nothing closes
-            raise ClientClosedError(_CLOSED)
         limiter = self._limiters.get(endpoint.quota) or self._limiter_for(endpoint)
         max_pause = self._retry.max_retry_after
         if (paused := limiter.paused_for()) > max_pause:  # fail before taking a connection
@@ -733,9 +725,6 @@ class WebPushClient:
             result,
             (time.perf_counter() - started) * 1000,
         )
-
-
-_CLOSED = "this WebPushClient is closed; nothing was sent: use a new one"
 
 
 def _path(url: str) -> str:

@@ -34,7 +34,6 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
-    "ClientClosedError",
     "FailedDependencyError",
     "InsiderError",
     "MissingExtraError",
@@ -92,12 +91,6 @@ class ValidationError(InsiderError, ValueError):
         self.field = field
         self.message = message
         super().__init__(f"{field}: {message}")
-
-
-class ClientClosedError(InsiderError, RuntimeError):
-    """A closed `WebPushClient` was used: nothing was sent. Open a new client (or keep one
-    open for the life of the program); also a `RuntimeError`.
-    """
 
 
 class MissingExtraError(InsiderError, ImportError):

@@ -35,7 +35,6 @@ from insider_webpush.batch import (
 )
 from insider_webpush.errors import (
     REDACTED,
-    ClientClosedError,
     MissingExtraError,
     error_for_status,
     redact,
@@ -312,7 +311,6 @@ EXAMPLES: dict[str, Callable[[], BaseException]] = {
         "must be at most 100 characters", line=7, field="title", source="pushes.jsonl"
     ),
     "MissingExtraError": lambda: MissingExtraError("redis_url needs redis-py"),
-    "ClientClosedError": lambda: ClientClosedError("this WebPushClient is closed"),
     "PushFileError-file": lambda: PushFileError("can't tell its format", field="file"),
 }
 
