@@ -925,6 +925,7 @@ def test_a_locked_journal_is_an_error_before_any_summary(
     assert code == 2
     assert "in use by another batch" in err
     assert "batch summary" not in out  # no blank "0 of 3"
+    assert "0/3 done" not in err  # nor a progress line for a run that never started
     assert server.requests() == []
 
 

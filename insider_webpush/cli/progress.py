@@ -181,7 +181,8 @@ class PlainProgress:
         )
 
     def close(self) -> None:
-        self.update()
+        if self._tally.done:  # a run that never started (a locked journal) says nothing here
+            self.update()
 
 
 class RichProgress:
