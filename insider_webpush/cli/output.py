@@ -9,38 +9,34 @@ from collections.abc import Iterable, Sequence
 from ..errors import printable
 
 MASK = "***"
+_WORD_SAFE = 8  # characters from which a key is masked even inside a word
 
 
 class Output:
     """Prints to stdout/stderr with every known key value masked and control characters
     escaped (text from files and servers must not drive the terminal).
 
-    A key is masked as a whole token only, so a short key does not mask parts of ordinary
-    words (``ck`` in ``checked``).
+    A key shorter than 8 characters is masked as a whole token only, so it does not mask
+    parts of ordinary words (``ck`` in ``checked``).
     """
 
     def __init__(self, *, plain: bool, secrets: Iterable[str]) -> None:
-        # Longest first, so a key that contains another is masked whole.
+        # Longest first, so a key that contains another is masked whole. A key of 8
+        # characters or more is masked wherever it stands (e.g. glued into a URL); a shorter
+        # one only as a whole token, or it would mask parts of ordinary words.
         keys = sorted({s for s in secrets if s}, key=len, reverse=True)
-        self._secrets = (
-            re.compile("|".join(rf"(?<![\w]){re.escape(k)}(?![\w])" for k in keys))
-            if keys
-            else None
+        self._long_keys = [k for k in keys if len(k) >= _WORD_SAFE]
+        short = [k for k in keys if len(k) < _WORD_SAFE]
+        self._short_keys = (
+            re.compile("|".join(rf"(?<!\w){re.escape(k)}(?!\w)" for k in short)) if short else None
         )
-        self._plain_keys = keys
         self.rich: bool = not plain and rich_available()
 
     def redact(self, text: str) -> str:
-        text = printable(text) if not text.isprintable() else text
-        if self._secrets is None:
-            return text
-        text = self._secrets.sub(MASK, text)
-        # A key glued to other word characters (e.g. in a URL) is still masked, if long
-        # enough not to be part of a word by chance.
-        for key in self._plain_keys:
-            if len(key) >= 8:
-                text = text.replace(key, MASK)
-        return text
+        text = text if text.isprintable() else printable(text)
+        for key in self._long_keys:
+            text = text.replace(key, MASK)
+        return self._short_keys.sub(MASK, text) if self._short_keys is not None else text
 
     def echo(self, text: str = "", *, err: bool = False) -> None:
         stream = sys.stderr if err else sys.stdout

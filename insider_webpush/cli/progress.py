@@ -77,14 +77,13 @@ class Tally:
         if outcome.ok:
             self.succeeded += 1
             return
-        self.failed += 1
-        self.ambiguous += outcome.ambiguous
         if isinstance(outcome.error, NotSentError) and outcome.error.cause is None:
             # Stopped by Ctrl-C or SIGTERM before it went out: not a failure of the push,
             # and a rerun with the journal sends it.
-            self.failed -= 1
             self.stopped += 1
             return
+        self.failed += 1
+        self.ambiguous += outcome.ambiguous
         if self.on_failure is not None:
             self.on_failure(outcome, line)
         if isinstance(outcome.error, AuthenticationError):

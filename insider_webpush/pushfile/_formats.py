@@ -56,12 +56,15 @@ def _tell_format(first: str, first_line: str | None, name: str | None) -> Format
     )
 
 
-def _undecodable(text: str, encoding: str) -> str | None:
+def _bad_byte(text: str) -> int | None:
+    """The first byte that did not decode (``surrogateescape`` kept it as a surrogate)."""
     bad = _UNDECODABLE.search(text)
-    if bad is None:
-        return None
-    byte = ord(bad.group()) - 0xDC00
-    return f"holds a byte that is not {encoding} text: 0x{byte:02x}"
+    return None if bad is None else ord(bad.group()) - 0xDC00
+
+
+def _undecodable(text: str, encoding: str) -> str | None:
+    byte = _bad_byte(text)
+    return None if byte is None else f"holds a byte that is not {encoding} text: 0x{byte:02x}"
 
 
 def _too_long() -> str:
@@ -148,8 +151,7 @@ def _header_problem(header: list[str]) -> tuple[str, str] | None:
     seen: set[str] = set()
     for cell in header:
         column = cell.strip()
-        if (bad := _UNDECODABLE.search(column)) is not None:
-            byte = ord(bad.group()) - 0xDC00
+        if (byte := _bad_byte(column)) is not None:
             return "line", f"holds a byte that is not text in the file's encoding: 0x{byte:02x}"
         if column not in _CSV_KNOWN:
             shown = printable(column[:40]) + ("..." if len(column) > 40 else "") or "(empty)"
