@@ -255,8 +255,9 @@ async def test_a_late_slot_is_dropped_not_started(redis_server: RedisServer) -> 
     await limiter.aclose()
     await client.aclose()
     assert limiter.dropped_slots >= 3  # more if a new slot's reply came back late too
-    # New slots for those three: no more than the burst at once, not all three.
-    assert max_in_window(starts, 0.9 * emission) == limiter.burst, starts
+    # New slots for those three: no more than the burst at once, not all three. (Fewer is
+    # possible: on a loaded CI machine the new reservations' replies came back apart.)
+    assert max_in_window(starts, 0.9 * emission) <= limiter.burst, starts
 
 
 @pytest.mark.redis
