@@ -1,32 +1,37 @@
 """Keep one API key under its quota: never more than `rate_limit` request starts in any
 sliding window of `rate_period` seconds, while sustaining at least 99 % of that rate.
 
-Why not `AsyncLimiter(rate_limit, rate_period)`: a leaky bucket of capacity `B` draining
-`r` per second admits up to `floor(B + r*T)` starts in any window of `T` seconds, so
-6000/60 lets ~12 000 through in the first minute. We use a small `B` and
-`r = (rate_limit + 1 - B) / (rate_period * (1 + margin))`: then `B + r*rate_period` stays
-below `rate_limit + 1` and no window holds more than `rate_limit`. The margin (0.5 % of the
-period by default) absorbs the jitter between a start here and its arrival at Insider, who
-counts arrivals. A start is the moment [`Limiter.acquire`][insider_webpush.limiter.Limiter.acquire]
-returns; the client calls it once the connection is ready, immediately before the request's
-first byte is written ([`insider_webpush.transport`][insider_webpush.transport]), so a start
-is the moment the request goes on the wire.
+How: GCRA (the generic cell rate algorithm, a leaky bucket counted in time). With the emission
+interval `T = rate_period * (1 + margin) / (rate_limit + 1 - burst)` and the tolerance
+`tau = (burst - 1) * T`, a start at time `now` is allowed when `TAT - tau <= now`, and then
+sets `TAT = max(TAT, now) + T`. Any window of `W` seconds then holds fewer than
+`burst + W / T` starts; for `W = rate_period` that is below
+`burst + (rate_limit + 1 - burst) / (1 + margin) <= rate_limit + 1`, so at most `rate_limit`.
+The margin (0.5 % of the period by default) absorbs the jitter between a start here and its
+arrival at Insider, who counts arrivals. A start is the moment
+[`Limiter.acquire`][insider_webpush.limiter.Limiter.acquire] returns: the check is made at
+that moment, so a waiter woken late by a busy event loop is counted when it really starts.
+The client calls it once the connection is ready, immediately before the request's first
+byte is written ([`insider_webpush.transport`][insider_webpush.transport]).
 
-Limiters are per event loop and per process (aiolimiter's are); for several processes or
-hosts use [`RedisLimiter`][insider_webpush.redis_limiter.RedisLimiter].
+Why not `AsyncLimiter(rate_limit, rate_period)` from aiolimiter: with a capacity of
+`rate_limit` it lets ~12 000 through in the first minute of 6000/60, and an aiolimiter
+limiter belongs to the event loop it was first used on (aiolimiter #292), while a process
+may run several (`asyncio.run` per Celery task, a thread with its own loop, the sync client's
+background loop). This limiter is guarded by a lock and wakes waiters on their own loops, so
+one limiter holds one key's quota for the whole process. Waiters are served first come,
+first served; only the first watches the clock, so a thousand waiters cost one timer.
+For several processes or hosts use [`RedisLimiter`][insider_webpush.redis_limiter.RedisLimiter].
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import math
-import weakref
+import threading
 from typing import Protocol, runtime_checkable
-
-from aiolimiter import AsyncLimiter
 
 from .errors import RateLimitError
 from .outcomes import Stage, verdict_for_stage
@@ -86,12 +91,12 @@ class Limiter(Protocol):
 
 
 class SlidingWindowLimiter:
-    """The in-process limiter: aiolimiter's leaky bucket sized for a hard window bound.
+    """The in-process limiter: GCRA sized for a hard window bound, shared by threads and loops.
 
     Guarantee: at most `rate_limit` calls of `acquire` return in any window of
-    `rate_period` seconds; under steady demand it lets through
-    `(rate_limit + 1 - burst) / (1 + margin)` per period, >= 99 % for quotas of 200 and up.
-    It belongs to one event loop; the client shares one per loop, API key and operation
+    `rate_period` seconds, whatever event loops and threads they run on; under steady demand
+    it lets through `(rate_limit + 1 - burst) / (1 + margin)` per period, >= 99 % for quotas
+    of 200 and up. The client shares one per process, API key and operation
     ([`shared_limiter`][insider_webpush.limiter.shared_limiter]).
 
     Args:
@@ -138,15 +143,20 @@ class SlidingWindowLimiter:
         self.rate_period = float(rate_period)
         self.burst = burst
         self.margin = margin
-        rate_per_second = (rate_limit + 1 - burst) / (rate_period * (1 + margin))
-        self._bucket = AsyncLimiter(burst, burst / rate_per_second)
-        self._resume_at = -math.inf
-        self._penalized: set[asyncio.Future[None]] = set()
+        # GCRA: the emission interval T and the tolerance tau = (burst - 1) * T.
+        self._interval = rate_period * (1 + margin) / (rate_limit + 1 - burst)
+        self._tolerance = (burst - 1) * self._interval
+        self._lock = threading.Lock()
+        self._tat = -math.inf  # the theoretical arrival time of the next start
+        self._resume_at = -math.inf  # the end of a 429's pause
+        # The waiters, first come first served; the first one is the head, the only one that
+        # watches the clock. Each maps to its loop and the future that wakes it.
+        self._queue: dict[object, tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = {}
 
     @property
     def rate_per_second(self) -> float:
         """The sustained rate this limiter lets through."""
-        return self._bucket.max_rate / self._bucket.time_period
+        return 1 / self._interval
 
     async def acquire(self, *, max_pause: float = math.inf) -> None:
         """Wait until one more request may start now.
@@ -160,52 +170,70 @@ class SlidingWindowLimiter:
                 set before the call or while it waited; nothing may start.
         """
         loop = asyncio.get_running_loop()
-        while True:
-            pause = self._resume_at - loop.time()
-            if pause > 0:  # a 429 paused this key
-                if pause > max_pause:
-                    raise paused_error(pause, max_pause)
-                await asyncio.sleep(pause)
-                continue
-            if self._bucket.has_capacity():
-                await self._bucket.acquire()  # at once
-            elif not await self._queue_for_bucket(loop):
-                continue  # a 429 came in while we queued: look at the pause again
-            # A 429 may have come in while we queued; this grant is then spent unused
-            # rather than starting a request inside the pause.
-            if self._resume_at <= loop.time():
-                return
-
-    async def _queue_for_bucket(self, loop: asyncio.AbstractEventLoop) -> bool:
-        """Wait for the bucket, or for :meth:`penalize`; True when the bucket granted."""
-        woken = loop.create_future()
-        self._penalized.add(woken)
-        granted = asyncio.ensure_future(self._bucket.acquire())
+        now = loop.time()
+        with self._lock:
+            if not self._queue and self._resume_at <= now and self._tat - self._tolerance <= now:
+                self._tat = max(self._tat, now) + self._interval
+                return  # the common case: no one waiting, room now
+            if (pause := self._resume_at - now) > max_pause:
+                raise paused_error(pause, max_pause)
+            token = object()
+            self._queue[token] = (loop, loop.create_future())
         try:
-            await asyncio.wait((granted, woken), return_when=asyncio.FIRST_COMPLETED)
+            await self._wait(token, loop, max_pause)
         finally:
-            self._penalized.discard(woken)
-            if not granted.done():
-                granted.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await granted
-        return not granted.cancelled() and granted.exception() is None
+            with self._lock:
+                head = next(iter(self._queue), None) is token
+                del self._queue[token]
+                if head and self._queue:  # the next in line watches the clock now
+                    _wake(*next(iter(self._queue.values())))
+
+    async def _wait(self, token: object, loop: asyncio.AbstractEventLoop, max_pause: float) -> None:
+        """Wait to be the head of the queue, then for the moment the next start conforms.
+
+        The check and the take happen at the moment of return, so a late wake-up (a busy
+        loop) is never counted earlier than it starts: the bound is on actual starts.
+        """
+        while True:
+            now = loop.time()
+            with self._lock:
+                if (pause := self._resume_at - now) > max_pause:
+                    raise paused_error(pause, max_pause)
+                head = next(iter(self._queue)) is token
+                if head and pause <= 0 and (wait := self._tat - self._tolerance - now) <= 0:
+                    self._tat = max(self._tat, now) + self._interval
+                    return
+                woken = loop.create_future()  # set by the next in line's turn, or penalize
+                self._queue[token] = (loop, woken)
+            if not head:
+                await woken
+                continue
+            timer = loop.call_at(now + (pause if pause > 0 else wait), _wake, loop, woken)
+            try:
+                await woken
+            finally:
+                timer.cancel()
 
     def penalize(self, seconds: float) -> None:
         """Let no request start for `seconds` from now (the server said 429).
 
-        Requests already queued look at the pause at once.
+        Every waiter, on any loop or thread, looks at the pause at once. After it, starts
+        resume one interval apart, with no burst.
 
         Args:
             seconds: The pause, in seconds; 0 or less does nothing, and a pause never ends
                 earlier than one already set.
         """
-        if seconds > 0:
-            now = asyncio.get_running_loop().time()
-            self._resume_at = max(self._resume_at, now + seconds)
-            for woken in self._penalized:  # queued waiters look at the pause now
-                if not woken.done():
-                    woken.set_result(None)
+        if not seconds > 0:
+            return
+        now = asyncio.get_running_loop().time()
+        with self._lock:
+            if now + seconds <= self._resume_at:
+                return
+            self._resume_at = now + seconds
+            self._tat = max(self._tat, self._resume_at + self._tolerance)
+            for loop, woken in self._queue.values():
+                _wake(loop, woken)
 
     def paused_for(self) -> float:
         """Seconds until a pause set by `penalize` ends; 0 when not paused."""
@@ -216,6 +244,24 @@ class SlidingWindowLimiter:
             f"SlidingWindowLimiter(rate_limit={self.rate_limit}, rate_period={self.rate_period}, "
             f"burst={self.burst}, margin={self.margin})"
         )
+
+
+def _wake(loop: asyncio.AbstractEventLoop, woken: asyncio.Future[None]) -> None:
+    """Wake a waiter from any thread."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        if not woken.done():
+            woken.set_result(None)
+    elif not loop.is_closed():
+        loop.call_soon_threadsafe(_set, woken)
+
+
+def _set(woken: asyncio.Future[None]) -> None:
+    if not woken.done():
+        woken.set_result(None)
 
 
 def paused_error(pause: float, max_pause: float) -> RateLimitError:
@@ -253,16 +299,18 @@ def key_fingerprint(api_key: str) -> str:
 LimiterKey = tuple[str, str, str]
 """What a shared limiter is keyed by: `(base_url, key_fingerprint, quota group)`."""
 
-_registry: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[LimiterKey, SlidingWindowLimiter]
-] = weakref.WeakKeyDictionary()
+_registry: dict[LimiterKey, SlidingWindowLimiter] = {}
+_registry_lock = threading.Lock()
 
 
 def shared_limiter(key: LimiterKey, rate_limit: int, rate_period: float) -> SlidingWindowLimiter:
-    """The one limiter of this event loop for `key`; made on first use.
+    """The one limiter of this process for `key`; made on first use.
 
-    Every client of one key and operation shares it, so they share the quota. The first
-    client's `rate_limit`/`rate_period` win; a client asking for others is told in the log.
+    Every client of one key and operation in the process shares it, whatever event loop or
+    thread it runs on, so they share the quota. It is kept for the life of the process (a
+    few hundred bytes), so a client made per task still counts the starts of the one before.
+    The first client's `rate_limit`/`rate_period` win; a client asking for others is told in
+    the log.
 
     Args:
         key: `(base_url, key_fingerprint, quota group)`.
@@ -271,15 +319,13 @@ def shared_limiter(key: LimiterKey, rate_limit: int, rate_period: float) -> Slid
 
     Returns:
         The limiter.
-
-    Raises:
-        RuntimeError: No event loop is running.
     """
-    per_loop = _registry.setdefault(asyncio.get_running_loop(), {})
-    limiter = per_loop.get(key)
-    if limiter is None:
-        limiter = per_loop[key] = SlidingWindowLimiter(rate_limit, rate_period)
-    elif (limiter.rate_limit, limiter.rate_period) != (rate_limit, float(rate_period)):
+    with _registry_lock:
+        limiter = _registry.get(key)
+        if limiter is None:
+            limiter = _registry[key] = SlidingWindowLimiter(rate_limit, rate_period)
+            return limiter
+    if (limiter.rate_limit, limiter.rate_period) != (rate_limit, float(rate_period)):
         logger.warning(
             "%s already has a shared limiter of %d per %ss; keeping it, not %d per %ss",
             key[2],

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import concurrent.futures
 import random
+import threading
+import time
 from collections.abc import Sequence
 
 import pytest
 from aiolimiter import AsyncLimiter
 
-from insider_webpush import SlidingWindowLimiter
+from insider_webpush import RateLimitError, SlidingWindowLimiter
 from insider_webpush.limiter import key_fingerprint, shared_limiter
 
 from .virtual_clock import START, run_virtual
@@ -232,13 +235,65 @@ async def test_registry_keeps_the_first_quota_and_says_so(caplog: pytest.LogCapt
     assert "keeping it" in caplog.text
 
 
-def test_registry_is_per_event_loop() -> None:
+def test_registry_is_one_per_process_across_loops_and_threads() -> None:
     key = ("https://x", key_fingerprint("k"), "launch_v2")
 
     async def get() -> SlidingWindowLimiter:
         return shared_limiter(key, 6000, 60.0)
 
-    assert asyncio.run(get()) is not asyncio.run(get())
+    first = asyncio.run(get())
+    assert asyncio.run(get()) is first
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        assert pool.submit(asyncio.run, get()).result() is first
+
+
+def test_loops_in_two_threads_share_one_window() -> None:
+    """Real time, scaled: 50 per 0.5 s, greedy tasks on three loops in three threads."""
+    limiter = SlidingWindowLimiter(50, 0.5)
+    stamps: list[float] = []
+    lock = threading.Lock()
+
+    async def worker(stop: float) -> None:
+        while time.monotonic() < stop:
+            await limiter.acquire()
+            with lock:
+                stamps.append(time.monotonic())
+
+    def thread(stop: float) -> None:
+        async def main() -> None:
+            await asyncio.gather(*(worker(stop) for _ in range(8)))
+
+        asyncio.run(main())
+
+    stop = time.monotonic() + 2.0
+    threads = [threading.Thread(target=thread, args=(stop,)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert max_in_window(stamps, 0.5) <= 50
+    assert len(stamps) >= 0.9 * 50 * 4  # four windows' worth, shared, not three times it
+
+
+def test_penalize_from_another_thread_wakes_a_waiter_on_this_loop() -> None:
+    limiter = SlidingWindowLimiter(1, 10.0)
+
+    async def main() -> float:
+        await limiter.acquire()  # the one start of this window
+        loop = asyncio.get_running_loop()
+        waiter = asyncio.create_task(limiter.acquire(max_pause=1.0))
+        await asyncio.sleep(0.05)
+        started = loop.time()
+        threading.Thread(target=lambda: asyncio.run(_penalize(limiter, 30.0))).start()
+        with pytest.raises(RateLimitError):
+            await waiter
+        return loop.time() - started
+
+    assert asyncio.run(main()) < 1.0  # woken at once, not at the end of its 10 s wait
+
+
+async def _penalize(limiter: SlidingWindowLimiter, seconds: float) -> None:
+    limiter.penalize(seconds)
 
 
 def test_fingerprint_is_stable_and_hides_the_key() -> None:
