@@ -69,6 +69,7 @@ from typing import IO, Any, Final, Self, overload
 
 import attrs
 
+from . import telemetry
 from .errors import (
     AuthenticationError,
     InsiderError,
@@ -745,6 +746,7 @@ class _Run:
         self._room = asyncio.Semaphore(concurrency)
         self._workers: list[asyncio.Task[None]] = []
         self._alive = 0
+        self._telemetry = telemetry.active()  # None without opentelemetry-api
 
     # pulling the input, one item at a time
 
@@ -842,6 +844,8 @@ class _Run:
     async def _work(self) -> None:
         while (job := await self._next_job()) is not None:
             outcome = await self._outcome(job)
+            if self._telemetry is not None:
+                self._telemetry.batch_outcome(outcome)
             await self._room.acquire()
             self._queue.put_nowait(outcome)
 
@@ -866,6 +870,8 @@ class _Run:
         task = asyncio.current_task()
         assert task is not None
         self._waiting[job.index] = task
+        if self._telemetry is not None:
+            self._telemetry.batch_in_flight(1)
 
         def on_attempt(attempt: int) -> None:
             # The grant is taken and the connection ready: the first byte goes next, unless
@@ -898,6 +904,8 @@ class _Run:
                 raise
         finally:
             self._waiting.pop(job.index, None)
+            if self._telemetry is not None:
+                self._telemetry.batch_in_flight(-1)
         if job.index in self._halt_cancelled:  # cancelled before its gate: nothing went out
             self._halt_cancelled.discard(job.index)
             task.uncancel()

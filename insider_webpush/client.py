@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from . import batch
+from . import batch, telemetry
 from ._version import __version__
 from .codec import (
     decode_json,
@@ -251,6 +251,7 @@ class WebPushClient:
         self._urls: dict[str, tuple[str, str]] = {}
         self._owns_session = transport is None and session is None
         self._entered = False  # by async with, until close(): see __del__
+        self._telemetry = telemetry.active()  # None without opentelemetry-api
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> Self:
@@ -453,6 +454,7 @@ class WebPushClient:
             return launch_result_from_body(response.status, decode_json(response.body))
         except APIError as exc:  # a 2xx we cannot read: its body goes into the error
             exc.body = redact(exc.body, self._api_key)
+            telemetry.log_unreadable(response.status, self._key_id)
             raise
 
     async def create(
@@ -646,13 +648,19 @@ class WebPushClient:
         return limiter
 
     async def _request(
-        self, endpoint: Endpoint, request: Request, on_attempt: AttemptHook | None = None
+        self,
+        endpoint: Endpoint,
+        request: Request,
+        on_attempt: AttemptHook | None = None,
+        op: telemetry.Operation | None = None,
     ) -> Response:
         """Send one request, taking a quota grant at the wire for every attempt.
 
         Returns the successful response, or raises the last error. Retries only what the
         outcome table and the retry policy allow.
         """
+        if op is None and self._telemetry is not None:  # again, inside the operation's span
+            return await self._telemetry.observe(self._request, endpoint, request, on_attempt)
         limiter = self._limiters.get(endpoint.quota) or self._limiter_for(endpoint)
         max_pause = self._retry.max_retry_after
         if (paused := limiter.paused_for()) > max_pause:  # fail before taking a connection
@@ -662,10 +670,15 @@ class WebPushClient:
         attempt = 0
         while True:
             attempt += 1
+            if op is not None:
+                op.attempt_started()
 
             async def gate(number: int = attempt) -> None:
+                waiting = time.perf_counter() if op is not None else 0.0
                 # A pause too long to wait, set before or while this waits: fail, send nothing.
                 await limiter.acquire(max_pause=max_pause)
+                if op is not None:
+                    op.granted(time.perf_counter() - waiting)
                 if on_attempt is not None:
                     on_attempt(number)
 
@@ -676,6 +689,7 @@ class WebPushClient:
                 if debug:
                     self._log(request, attempt, started, exc.stage.value)
                 delay = self._retry.delay(attempt, exc, idempotent=idempotent)
+                telemetry.attempt_failed(op, request, self._key_id, exc, delay)
                 if delay is None:
                     raise
                 await asyncio.sleep(delay)
@@ -704,6 +718,7 @@ class WebPushClient:
                     pause,
                 )
             delay = self._retry.delay(attempt, status, headers, idempotent=idempotent)
+            telemetry.attempt_answered(op, request, self._key_id, status, verdict, delay)
             if delay is None:
                 payload = redact(decode_json(response.body), self._api_key)
                 raise error_for_status(
