@@ -158,6 +158,12 @@ class WebPushClient:
         transport: The wire itself, e.g. `FakeInsider.transport()`: any
             [`Transport`][insider_webpush.transport.Transport]; not closed here. Excludes
             `session`. None by default.
+        proxy: The proxy every request goes through: `http://host:port`, or with
+            credentials `http://user:password@host:port` (never logged or shown; `https://`
+            proxies too). None (the default): `HTTPS_PROXY` (`HTTP_PROXY` for an http://
+            base URL) from the environment unless `NO_PROXY` lists the host, as requests
+            does, read when the client opens its connections (a lent `session` keeps its
+            own settings). Excludes `transport`.
         redis_url: Share the quota through Redis at this URL, e.g.
             `"redis://host:6379/0"`, across processes and hosts
             ([`insider_webpush.redis_limiter`][insider_webpush.redis_limiter]; needs the
@@ -187,6 +193,7 @@ class WebPushClient:
         timeout: float | Timeouts = DEFAULT_TIMEOUT,
         session: aiohttp.ClientSession | None = None,
         transport: Transport | None = None,
+        proxy: str | None = None,
         redis_url: str | None = None,
         redis_fallback_processes: int | None = None,
     ) -> None:
@@ -220,12 +227,14 @@ class WebPushClient:
         if transport is not None:
             if session is not None:
                 raise ValidationError("session", "give a session or a transport, not both")
+            if proxy is not None:
+                raise ValidationError("proxy", "give a proxy or a transport, not both")
             if not isinstance(transport, Transport):
                 raise ValidationError("transport", "must have send() and aclose()")
             self._transport: Transport = transport
             self._owns_transport = False
         else:
-            self._transport = AiohttpTransport(session, timeouts=self._timeouts)
+            self._transport = AiohttpTransport(session, timeouts=self._timeouts, proxy=proxy)
             self._owns_transport = True
         if redis_url is not None:
             try:  # at construction, not as an ImportError at the first send

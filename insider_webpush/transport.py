@@ -21,20 +21,40 @@ gate when aiohttp hands it a connection, checks that a pooled connection is stil
 and after the gate (the keep-alive race: a server that closed an idle connection), and
 aiohttp's `UploadTracker` says whether the request was written in full. Tests, FakeInsider's
 in-process mode and the benchmarks implement the same protocol.
+
+An aiohttp session works only in the event loop that made it, so `AiohttpTransport` makes
+one per event loop it is used in (successive `asyncio.run` calls, threads that each run a
+loop), and closes each one when its loop shuts down through `asyncio.run` or
+`asyncio.Runner` ([`insider_webpush._loops`][insider_webpush._loops]).
+
+Proxies: an explicit `proxy=` URL, or else `HTTPS_PROXY`/`HTTP_PROXY` and `NO_PROXY` (and
+their lower-case forms) read as `urllib.request` reads them, once per session, when the
+session is made. The proxy's credentials go in a `Proxy-Authorization` header and are in no
+message; the gate still runs once the tunnel is open, immediately before the first byte of
+the request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import concurrent.futures
+import contextlib
 import contextvars
 import math
 import select
+import threading
+import urllib.request
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
+from http import HTTPStatus
 from typing import Any, Final, NamedTuple, Protocol, runtime_checkable
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
+from yarl import URL
 
+from ._loops import LoopCloseHandle, on_loop_close
 from .errors import TransportError, ValidationError, redact
 from .models import Timeouts
 from .outcomes import Stage
@@ -258,8 +278,17 @@ class WireConnector(aiohttp.TCPConnector):
     connection again: aiohttp then writes the request at once. Other requests pass through
     untouched, so one connector can serve the SDK and the rest of an application. Takes
     `aiohttp.TCPConnector`'s arguments, e.g. `WireConnector(limit=100)`; a session lent to
-    the client with `session=` must use one.
+    the client with `session=` must use one. Like any aiohttp connector it belongs to the
+    event loop it is made in.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # aiohttp's own record of it (`loop`) is deprecated: a lent session is checked
+        # against this before it is used from another loop.
+        self._home_loop: asyncio.AbstractEventLoop = (
+            kwargs.get("loop") or asyncio.get_running_loop()
+        )
 
     async def connect(
         self,
@@ -303,26 +332,255 @@ def _client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
     )
 
 
-class AiohttpTransport:
-    """The [`Transport`][insider_webpush.transport.Transport] over an aiohttp session.
+# -- proxies ------------------------------------------------------------------------------
 
-    Redirects are never followed.
+_PROXY_RULE: Final = (
+    "must be the proxy's http:// or https:// URL: a host, an optional port from 1 to 65535 "
+    "and optional user:password, nothing else, e.g. http://user:password@proxy.example.com:3128"
+)
+
+
+class _Proxy:
+    """A proxy: its URL without credentials, and the `Proxy-Authorization` they make.
+
+    The credentials are kept out of the URL handed to aiohttp (which quotes it in some of
+    its messages) and out of every `repr`: only `where`, the proxy's host:port, is shown.
+    """
+
+    __slots__ = ("authorization", "secrets", "url", "where")
+
+    def __init__(self, value: object, field: str) -> None:
+        if not isinstance(value, str):
+            raise ValidationError(field, f"{_PROXY_RULE}; got a {type(value).__name__}")
+        try:
+            parts = urlsplit(value.strip())
+            host = parts.hostname
+            port = parts.port
+        except ValueError:  # a bad port, or a malformed [IPv6] host
+            raise ValidationError(field, _PROXY_RULE) from None
+        if parts.scheme not in ("http", "https") or not host:
+            raise ValidationError(field, _PROXY_RULE)
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValidationError(field, f"{_PROXY_RULE}: no path, query or fragment")
+        if port == 0 or parts.netloc.endswith(":"):
+            raise ValidationError(field, f"{_PROXY_RULE}: the port must be 1 to 65535")
+        self.url = URL.build(scheme=parts.scheme, host=host, port=port)
+        shown_host = f"[{host}]" if ":" in host else host
+        self.where = f"{shown_host}:{port or {'http': 80, 'https': 443}[parts.scheme]}"
+        self.authorization: str | None = None
+        self.secrets: tuple[str, ...] = ()
+        if parts.username is not None or parts.password is not None:
+            user = unquote(parts.username or "")
+            password = unquote(parts.password or "")
+            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            self.authorization = f"Basic {token}"
+            raw = parts.password or ""
+            # Every form the password may take in a message: as given, decoded, encoded.
+            self.secrets = tuple(s for s in {password, raw, token} if s)
+
+    def __repr__(self) -> str:
+        return f"<proxy {self.where}>"
+
+
+class _Route:
+    """How requests to one origin (`prefix`, `scheme://host[:port]/`) go out.
+
+    `proxy` None: directly. Otherwise through it: an https:// origin through a CONNECT
+    tunnel (the credentials go on the CONNECT), an http:// one as an absolute-URI request
+    to the proxy (the credentials go on the request itself).
+    """
+
+    __slots__ = ("_merged", "plain", "prefix", "proxy", "proxy_headers", "proxy_url")
+
+    def __init__(self, prefix: str, proxy: _Proxy | None, plain: bool) -> None:
+        self.prefix = prefix
+        self.proxy = proxy
+        self.plain = plain
+        self.proxy_url = proxy.url if proxy is not None else None
+        auth = proxy.authorization if proxy is not None else None
+        self.proxy_headers = {"Proxy-Authorization": auth} if auth and not plain else None
+        # The request's headers with Proxy-Authorization added, by the identity of the
+        # request's: a client passes the same mapping on every request.
+        self._merged: tuple[Mapping[str, str] | None, Mapping[str, str]] = (None, {})
+
+    def headers(self, headers: Mapping[str, str]) -> Mapping[str, str]:
+        proxy = self.proxy
+        if proxy is None or proxy.authorization is None or not self.plain:
+            return headers
+        merged = self._merged
+        if merged[0] is not headers:
+            merged = self._merged = (
+                headers,
+                {**headers, "Proxy-Authorization": proxy.authorization},
+            )
+        return merged[1]
+
+
+_UNRESOLVED: Final = _Route("\0", None, plain=False)  # no URL starts with NUL: resolve it
+
+
+class _Router:
+    """The proxy of each origin: `explicit` for every one, or else the environment's.
+
+    The environment (`getproxies_environment`: `https_proxy`, `HTTP_PROXY`, ... with
+    `no_proxy`) is read once, when the router is made, and each origin is decided once.
+    """
+
+    __slots__ = ("_env", "_explicit", "_routes")
+
+    def __init__(self, explicit: _Proxy | None, env: Mapping[str, str]) -> None:
+        self._explicit = explicit
+        self._env = env
+        self._routes: dict[str, _Route] = {}
+
+    @classmethod
+    def make(cls, explicit: _Proxy | None, *, read_env: bool) -> _Router | None:
+        """A router, or None when every request goes directly (nothing to decide)."""
+        env: Mapping[str, str] = {}
+        if explicit is None and read_env:
+            env = urllib.request.getproxies_environment()
+            if not env.get("http") and not env.get("https"):
+                return None
+        elif explicit is None:
+            return None
+        return cls(explicit, env)
+
+    def route(self, url: str) -> _Route:
+        parts = urlsplit(url)
+        end = url.find("/", len(parts.scheme) + 3)
+        prefix = url[: end + 1] if end >= 0 else ""  # "": not cached, as no prefix is safe
+        route = self._routes.get(prefix) if prefix else None
+        if route is None:
+            route = _Route(
+                prefix or "\0", self._proxy_for(parts.scheme, parts), parts.scheme == "http"
+            )
+            if prefix:
+                self._routes[prefix] = route
+        return route
+
+    def _proxy_for(self, scheme: str, parts: Any) -> _Proxy | None:
+        if self._explicit is not None:
+            return self._explicit  # as requests does: an explicit proxy ignores NO_PROXY
+        value = self._env.get(scheme)
+        if not value:
+            return None
+        hostport = parts.netloc.rpartition("@")[2].lower()
+        # urllib's NO_PROXY matching, which requests uses too (not in typeshed).
+        if urllib.request.proxy_bypass_environment(hostport, self._env):  # type: ignore[attr-defined]
+            return None
+        if "://" not in value:  # "proxy:3128", as requests and curl read it
+            value = f"http://{value}"
+        return _Proxy(value, f"{scheme.upper()}_PROXY (from the environment)")
+
+
+# -- one event loop's session -----------------------------------------------------------------
+
+
+class _LoopState:
+    """What the transport keeps for one event loop: its session, deadlines and routes."""
+
+    __slots__ = ("close_handle", "deadlines", "loop", "route", "router", "session")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        session: aiohttp.ClientSession,
+        router: _Router | None,
+        close_handle: LoopCloseHandle | None,
+    ) -> None:
+        self.loop = loop
+        self.session = session
+        self.deadlines = _Deadlines(loop)
+        self.router = router
+        self.route = None if router is None else _UNRESOLVED  # the last origin's route
+        self.close_handle = close_handle  # an own session's, closing it at the loop's end
+
+
+_OTHER_LOOPS_CLOSE_WAIT: Final = 5.0  # seconds aclose waits for sessions of other loops
+
+
+def _close_now(session: aiohttp.ClientSession) -> None:
+    """Close a session whose event loop is closed, without that loop.
+
+    aiohttp closes nothing on a closed loop, so `close()` finishes without suspending; a
+    session that still would is detached instead (it then counts as closed). Its sockets
+    were left open by whoever closed the loop, and asyncio warns about them when they are
+    collected.
+    """
+    closing = session.close()
+    try:
+        closing.send(None)
+    except StopIteration:
+        return
+    except Exception:  # aiohttp failed on the closed loop: detach, all that is left
+        pass
+    closing.close()
+    session.detach()
+
+
+_closing_tasks: set[asyncio.Task[None]] = set()  # kept until done, as asyncio asks
+
+
+def _close_in(
+    loop: asyncio.AbstractEventLoop, session: aiohttp.ClientSession, handle: LoopCloseHandle | None
+) -> concurrent.futures.Future[None]:
+    """Close `session` in `loop`, running in another thread; done when it is closed."""
+    done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def finish(task: asyncio.Task[None]) -> None:
+        _closing_tasks.discard(task)
+        if handle is not None:
+            handle.cancel()
+        done.set_result(None)
+
+    def start() -> None:
+        # The coroutine is made only here, in its loop: a loop that stops before running
+        # this leaves no coroutine un-awaited (its shutdown closes the session instead).
+        task = loop.create_task(session.close())
+        _closing_tasks.add(task)
+        task.add_done_callback(finish)
+
+    try:
+        loop.call_soon_threadsafe(start)
+    except RuntimeError:  # closed in the meantime
+        _close_now(session)
+        done.set_result(None)
+    return done
+
+
+class AiohttpTransport:
+    """The [`Transport`][insider_webpush.transport.Transport] over aiohttp sessions.
+
+    Redirects are never followed. The transport makes its own session in each event loop it
+    is used in, on first use there (successive `asyncio.run` calls, or threads that each run
+    a loop, all work), and closes it when that loop shuts down through `asyncio.run` or
+    `asyncio.Runner`, or in `aclose`.
+
+    Proxies: `proxy` when given, for every request; otherwise the environment's
+    `HTTPS_PROXY` (https:// URLs) or `HTTP_PROXY` (http:// URLs), bypassed for the hosts of
+    `NO_PROXY` (lower-case names win; loopback hosts included only when listed there), read
+    when a session is made. A lent `session` uses `proxy` when given and its own settings
+    otherwise.
 
     Args:
         session: A session to borrow, never closed here. It must use a
             [`WireConnector`][insider_webpush.transport.WireConnector]
             (`aiohttp.ClientSession(connector=WireConnector(...))`), since the wire is
-            observed through it. None (the default): the transport makes its own on first
-            use, and closes it in `aclose`.
-        timeouts: The timeouts of the transport's own session (its pool and keep-alive);
+            observed through it, and it works only in the event loop it was made in. None
+            (the default): the transport makes its own, one per event loop.
+        timeouts: The timeouts of the transport's own sessions (their pool and keep-alive);
             `Timeouts()` when None.
-        pool_size: Connections of the transport's own session, at least 1 (default
+        pool_size: Connections of each of the transport's own sessions, at least 1 (default
             [`DEFAULT_POOL_SIZE`][insider_webpush.transport.DEFAULT_POOL_SIZE], 100), each
             kept `timeouts.keepalive` seconds when idle.
+        proxy: The proxy every request goes through, `http://[user:password@]host[:port]`
+            (or `https://`); its credentials are never logged or shown. None (the default):
+            the environment's, as above.
 
     Raises:
-        ValidationError: `session` does not use a `WireConnector`, or `pool_size` is not a
-            whole number of at least 1.
+        ValidationError: `session` does not use a `WireConnector`, `pool_size` is not a
+            whole number of at least 1, or `proxy` is not a proxy URL (the message never
+            repeats it).
     """
 
     def __init__(
@@ -331,6 +589,7 @@ class AiohttpTransport:
         *,
         timeouts: Timeouts | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
+        proxy: str | None = None,
     ) -> None:
         if session is not None and not isinstance(session.connector, WireConnector):
             raise ValidationError(
@@ -341,36 +600,91 @@ class AiohttpTransport:
             )
         if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
             raise ValidationError("pool_size", f"must be a whole number >= 1, got {pool_size!r}")
-        self._session = session
-        self._owns_session = session is None
+        self._proxy = _Proxy(proxy, "proxy") if proxy is not None else None
+        self._lent = session
         self._timeouts = timeouts if timeouts is not None else Timeouts()
         self._pool_size = pool_size
         # The ClientTimeout of the last Timeouts seen, by identity: a client passes the same
         # object on every request, and hashing it would cost more than building it.
         default = self._timeouts
         self._client_timeout = (default, _client_timeout(default))
-        self._deadlines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines] = (
+        self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()
         )
-        self._last_deadlines: _Deadlines | None = None
+        self._last: _LoopState | None = None  # the last loop's: the one lookup of a request
+        self._lock = threading.Lock()  # loops in several threads may make sessions at once
+
+    def __repr__(self) -> str:
+        proxy = f", proxy={self._proxy!r}" if self._proxy is not None else ""
+        return f"<AiohttpTransport sessions={len(self._states)}{proxy}>"
 
     @property
     def session(self) -> aiohttp.ClientSession | None:
-        """The session in use (None until the first request when the transport makes it)."""
-        return self._session
+        """The session in use: the lent one; or the transport's own of the running event
+        loop, else of the loop that sent last (None before the first request, after
+        `aclose`, and once that loop has shut down)."""
+        state = self._last
+        with contextlib.suppress(RuntimeError):  # no running loop: the last one's
+            state = self._states.get(asyncio.get_running_loop(), state)
+        return state.session if state is not None else self._lent
 
-    def _session_for_request(self) -> aiohttp.ClientSession:
-        session = self._session
-        if session is None or session.closed:
-            if not self._owns_session:
+    def _state_for(self, loop: asyncio.AbstractEventLoop) -> _LoopState:
+        """The state of `loop`, made on its first request there (the slow path)."""
+        with self._lock:
+            state = self._states.get(loop)
+            if state is None or state.session.closed:
+                state = self._states[loop] = self._new_state(loop)
+            self._last = state
+            return state
+
+    def _new_state(self, loop: asyncio.AbstractEventLoop) -> _LoopState:
+        lent = self._lent
+        if lent is not None:
+            if lent.closed:
                 raise RuntimeError("the session lent to the transport is closed")
-            session = self._session = aiohttp.ClientSession(
-                connector=WireConnector(
-                    limit=self._pool_size, keepalive_timeout=self._timeouts.keepalive
-                ),
-                timeout=_client_timeout(self._timeouts),
-            )
-        return session
+            if getattr(lent.connector, "_home_loop", loop) is not loop:
+                raise TransportError(
+                    "the aiohttp session lent to WebPushClient belongs to another event "
+                    "loop; nothing was sent. Lend a session made in the event loop that "
+                    "sends, or lend none: the client then makes its own in each loop",
+                    stage=Stage.NOT_SENT,
+                )
+            return _LoopState(loop, lent, _Router.make(self._proxy, read_env=False), None)
+        self._forget_closed_loops()
+        session = aiohttp.ClientSession(
+            connector=WireConnector(
+                limit=self._pool_size, keepalive_timeout=self._timeouts.keepalive
+            ),
+            timeout=_client_timeout(self._timeouts),
+        )
+        state = _LoopState(loop, session, _Router.make(self._proxy, read_env=True), None)
+        transport = weakref.ref(self)  # the loop's shutdown must not keep the client alive
+
+        async def close_at_loop_end() -> None:
+            owner = transport()
+            if owner is not None:
+                owner._forget(state)
+            await session.close()
+
+        state.close_handle = on_loop_close(close_at_loop_end)
+        return state
+
+    def _forget(self, state: _LoopState) -> None:
+        with self._lock:
+            if self._states.get(state.loop) is state:
+                del self._states[state.loop]
+            if self._last is state:
+                self._last = None
+
+    def _forget_closed_loops(self) -> None:
+        """Drop the sessions of loops closed without shutting down (`loop.close()` alone):
+        they can never be used or closed in their loop again."""
+        for loop, state in list(self._states.items()):
+            if loop.is_closed():
+                del self._states[loop]
+                if self._last is state:
+                    self._last = None
+                _close_now(state.session)
 
     async def send(self, request: Request, gate: Gate, timeouts: Timeouts) -> Response:
         """Send `request` once and return its complete answer.
@@ -384,48 +698,59 @@ class AiohttpTransport:
             The complete answer, whatever its status.
 
         Raises:
-            TransportError: Any failure below HTTP (refused, reset, closed, a timeout), with
-                the [`Stage`][insider_webpush.outcomes.Stage] the request reached and the key
-                redacted from its message.
+            TransportError: Any failure below HTTP (refused, reset, closed, a timeout, a
+                proxy unreachable or refusing), with the
+                [`Stage`][insider_webpush.outcomes.Stage] the request reached and the key
+                and the proxy's credentials redacted from its message; also, with stage
+                `NOT_SENT`, a lent session used from another event loop than its own.
             RuntimeError: The session lent to the transport is closed.
         """
-        session = self._session_for_request()
+        loop = asyncio.get_running_loop()
+        state = self._last
+        if state is None or state.loop is not loop or state.session.closed:
+            state = self._state_for(loop)
         cached = self._client_timeout
         if cached[0] is not timeouts:
             cached = self._client_timeout = (timeouts, _client_timeout(timeouts))
-        loop = asyncio.get_running_loop()
-        deadlines = self._last_deadlines
-        if deadlines is None or deadlines.loop is not loop:
-            deadlines = self._deadlines.get(loop)
-            if deadlines is None:
-                deadlines = self._deadlines[loop] = _Deadlines(loop)
-            self._last_deadlines = deadlines
+        route = state.route
+        headers = request.headers
+        if route is not None:
+            if not request.url.startswith(route.prefix):
+                assert state.router is not None
+                route = state.route = state.router.route(request.url)
+            headers = route.headers(headers)
+        deadlines = state.deadlines
         attempt = _Attempt(gate, loop)
         tracker = aiohttp.UploadTracker()
         token = _ATTEMPT.set(attempt)
         deadlines.watch(attempt, timeouts.total, timeouts.read)
         error: TransportError
         try:
-            async with session.request(
+            async with state.session.request(
                 request.method,
                 request.url,
                 data=request.body,
-                headers=request.headers,
+                headers=headers,
                 timeout=cached[1],
                 allow_redirects=False,
                 raise_for_status=False,  # a lent session's setting must not hide the status
                 upload_tracker=tracker,
+                proxy=route.proxy_url if route is not None else None,
+                proxy_headers=route.proxy_headers if route is not None else None,
             ) as response:
                 body = await response.read()
-                return Response(response.status, response.headers, body)
+                if response.status != 407 or route is None or route.proxy is None:
+                    return Response(response.status, response.headers, body)
+            # The proxy refused to forward a plain http:// request: it never went further.
+            error = _proxy_refused(route.proxy, 407)
         except (aiohttp.ClientError, OSError, _StaleConnection) as exc:
-            error = _failure(attempt, tracker, exc, timeouts, request)
+            error = _failure(attempt, tracker, exc, timeouts, request, route)
         except asyncio.CancelledError:
             task = attempt.task
             if not (attempt.expired and task is not None and task.uncancel() == 0):
                 raise
             # Our deadline, not a cancellation from outside: a timeout at its stage.
-            error = _failure(attempt, tracker, TimeoutError(), timeouts, request)
+            error = _failure(attempt, tracker, TimeoutError(), timeouts, request, route)
         finally:
             deadlines.forget(attempt)
             _ATTEMPT.reset(token)
@@ -434,10 +759,37 @@ class AiohttpTransport:
         raise error
 
     async def aclose(self) -> None:
-        """Close the transport's own session; a borrowed one stays open."""
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-        self._session = None
+        """Close the transport's own sessions; a borrowed one stays open.
+
+        The session of the running loop is closed here; those of loops running in other
+        threads are closed in their loops (waiting at most 5 s for them); those of closed
+        loops are dropped; those of loops that are not running are closed when their loop
+        shuts down. The transport may be used again: it then makes new sessions.
+        """
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            states = list(self._states.values())
+            self._states.clear()
+            self._last = None
+        if self._lent is not None:
+            return
+        others: list[concurrent.futures.Future[None]] = []
+        for state in states:
+            handle = state.close_handle
+            if state.loop is loop:
+                if handle is not None:
+                    handle.cancel()
+                await state.session.close()
+            elif state.loop.is_closed():
+                if handle is not None:
+                    handle.cancel()
+                _close_now(state.session)
+            elif state.loop.is_running():
+                others.append(_close_in(state.loop, state.session, handle))
+        if others:
+            await asyncio.wait(
+                [asyncio.wrap_future(f) for f in others], timeout=_OTHER_LOOPS_CLOSE_WAIT
+            )
 
 
 def _stage(attempt: _Attempt, tracker: aiohttp.UploadTracker) -> Stage:
@@ -460,16 +812,18 @@ def _failure(
     exc: BaseException,
     timeouts: Timeouts,
     request: Request,
+    route: _Route | None,
 ) -> TransportError:
     stage = _stage(attempt, tracker)
     if stage is Stage.WRITING and attempt.transport is not None:
         # Part of the request still waits in the transport's buffer: a graceful close would
         # flush it and the server could yet get all of it. Dropping it keeps WRITING true.
         attempt.transport.abort()
+    proxy = route.proxy if route is not None else None
     if isinstance(exc, TimeoutError):  # ours (total, read), or aiohttp's pool/connect ones
         what = f"timed out (timeouts: {_describe(timeouts)})"
     else:
-        what = f"failed: {_plain(exc)}"
+        what = f"failed: {_plain(exc, proxy)}"
     where = {
         Stage.NOT_SENT: "before any byte of it was sent; it is safe to send again",
         Stage.WRITING: "while it was being written; Insider never had all of it",
@@ -480,11 +834,37 @@ def _failure(
     secret = request.headers.get("Authorization", "").removeprefix("Bearer ")
     if secret:
         message = redact(message, secret)
+    if proxy is not None:
+        for secret in proxy.secrets:
+            message = redact(message, secret)
     return TransportError(message, stage=stage)
 
 
-def _plain(exc: BaseException) -> str:
+def _proxy_refused(proxy: _Proxy, status: int) -> TransportError:
+    return TransportError(
+        f"the request failed: {_refusal(proxy, status)}, before any byte of it reached "
+        "Insider; it is safe to send again",
+        stage=Stage.NOT_SENT,
+    )
+
+
+def _refusal(proxy: _Proxy, status: int) -> str:
+    # The proxy's own reason phrase is not quoted: it may echo what it was sent.
+    try:
+        phrase = f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        phrase = f"HTTP {status}"
+    hint = " (check the proxy's user name and password)" if status == 407 else ""
+    return f"the proxy {proxy.where} refused it: {phrase}{hint}"
+
+
+def _plain(exc: BaseException, proxy: _Proxy | None = None) -> str:
     """What went wrong, in network terms rather than aiohttp's class names."""
+    if isinstance(exc, aiohttp.ClientHttpProxyError) and proxy is not None:
+        return _refusal(proxy, exc.status)  # the CONNECT was answered with an error
+    if isinstance(exc, aiohttp.ClientProxyConnectionError) and proxy is not None:
+        reason = exc.os_error.strerror or str(exc.os_error)
+        return f"could not connect to the proxy {proxy.where} ({reason})"
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return f"the TLS certificate of {exc.host}:{exc.port} was refused ({exc.certificate_error})"
     if isinstance(exc, aiohttp.ClientConnectorError):

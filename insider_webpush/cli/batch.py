@@ -154,6 +154,7 @@ async def run(args: argparse.Namespace, out: Output) -> int:
             creds.api_key,
             partner_id=creds.partner_id,
             base_url=creds.base_url,
+            proxy=creds.proxy,
             rate_limit=args.rate_limit,
             rate_period=args.rate_period,
         ) as client:

@@ -1,7 +1,8 @@
 """Where the key, the partner id and the base URL come from, and which values to mask.
 
 The key comes from ``--api-key`` or ``INSIDER_API_KEY``; it is never printed: every value
-the user may have given as a key is masked in all output (:mod:`.output`).
+the user may have given as a key is masked in all output (:mod:`.output`), and so is the
+password of a proxy (``--proxy``, or ``HTTPS_PROXY`` and the like).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
+from urllib.parse import unquote, urlsplit
 
 import attrs
 
@@ -27,6 +29,7 @@ class Credentials:
     partner_id: str | None
     base_url: str
     key_source: str  # what to check when the key is refused: the flag or the variable
+    proxy: str | None = attrs.field(default=None, repr=False)  # None: the environment's
 
 
 def credentials(args: argparse.Namespace) -> Credentials:
@@ -43,6 +46,7 @@ def credentials(args: argparse.Namespace) -> Credentials:
         partner_id=args.partner_id or os.environ.get(PARTNER_VARIABLE) or None,
         base_url=args.base_url or os.environ.get(URL_VARIABLE) or DEFAULT_BASE_URL,
         key_source=_KEY_FLAG if args.api_key else KEY_VARIABLE,
+        proxy=getattr(args, "proxy", None) or None,
     )
 
 
@@ -53,17 +57,31 @@ def secrets_in(argv: Sequence[str]) -> list[str]:
     whose name looks like "api key", and the value that follows it.
     """
     found = [os.environ.get(KEY_VARIABLE, "")]
+    proxies = [v for k, v in os.environ.items() if k.lower().endswith("_proxy")]
     for i, arg in enumerate(argv):
         if not arg.startswith("--"):
             continue
         name, equals, value = arg.partition("=")
+        if name == "--proxy":
+            proxies.append(value if equals else argv[i + 1] if i + 1 < len(argv) else "")
+            continue
         if not _looks_like_key_flag(name):
             continue
         if equals:
             found.append(value)
         elif i + 1 < len(argv):
             found.append(argv[i + 1])
-    return found
+    return found + [secret for url in proxies for secret in _proxy_password(url)]
+
+
+def _proxy_password(url: str) -> list[str]:
+    """A proxy URL's password, as written and decoded (the rest of the URL may be shown)."""
+    try:
+        password = urlsplit(url if "://" in url else f"http://{url}").password
+    except ValueError:
+        # Unreadable: mask whatever sits between the scheme and the host.
+        return [url.partition("://")[2].rpartition("@")[0]] if "@" in url else []
+    return [password, unquote(password)] if password else []
 
 
 def _looks_like_key_flag(name: str) -> bool:

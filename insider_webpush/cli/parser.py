@@ -240,6 +240,13 @@ def _add_connection_options(group: Any, *, default: object) -> None:
         default=default,
         help=f"the API's address (default: $INSIDER_BASE_URL or {DEFAULT_BASE_URL})",
     )
+    group.add_argument(
+        "--proxy",
+        metavar="URL",
+        default=default,
+        help="send through this proxy, http://[user:password@]host:port (default: "
+        "$HTTPS_PROXY unless $NO_PROXY lists the API's host; the password is never shown)",
+    )
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:

@@ -37,7 +37,7 @@ async def run(args: argparse.Namespace, out: Output) -> int:
     if creds.partner_id is None:
         raise UsageError(f"no partner id: set {PARTNER_VARIABLE} (or pass --partner-id)")
     async with WebPushClient(
-        creds.api_key, partner_id=creds.partner_id, base_url=creds.base_url
+        creds.api_key, partner_id=creds.partner_id, base_url=creds.base_url, proxy=creds.proxy
     ) as client:
         try:
             result = await client.send(
