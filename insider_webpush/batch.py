@@ -50,22 +50,20 @@ would need an fsync per line (milliseconds each, on the event loop), which is no
 
 from __future__ import annotations
 
-import array
 import asyncio
 import contextlib
-import json
 import os
-import sys
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
+    Awaitable,
     Iterable,
     Iterator,
     Sequence,
     Sized,
 )
-from typing import IO, Any, Final, Self, overload
+from typing import Any, Final, Self, overload
 
 import attrs
 
@@ -73,16 +71,20 @@ from . import telemetry
 from .errors import (
     AuthenticationError,
     InsiderError,
+    JournalError,
+    JournalMismatchError,
     TransportError,
     ValidationError,
-    error_for_status,
 )
-from .models import CAMPAIGN_ID_MAX, LaunchResult, WebPush, check_concurrency
-from .outcomes import Stage
+from .ledger import Action, Claim, Entry, FileJournal, Journal, Ledger, Taken
+from .models import (
+    LaunchResult,
+    WebPush,
+    check_campaign_id,
+    check_concurrency,
+    check_dedupe_key,
+)
 from .sender import PreparedLaunch, Sender
-
-if sys.platform != "win32":
-    import fcntl
 
 # send_many / stream are reached through WebPushClient's methods of the same names.
 __all__ = [
@@ -91,6 +93,7 @@ __all__ = [
     "BatchResult",
     "JournalError",
     "JournalMismatchError",
+    "Launch",
     "NotSentError",
     "Outcome",
     "PushItem",
@@ -98,9 +101,52 @@ __all__ = [
 
 DEFAULT_CONCURRENCY = 64
 """Workers of a batch when `concurrency` is not given."""
+# The JSONL journal is held by one run (flock), so its `sending` lines are never in flight;
+# a journal in a shared store may be held by a run on another host for this long per attempt.
+_JOURNAL_LEASE: Final = 300.0
 
-PushItem = WebPush | tuple[int | None, WebPush]
-"""One input of a batch: a push, or a `(campaign_id, push)` pair to launch a draft."""
+# -- the items ------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Launch:
+    """One batch item with the options of `WebPushClient.send`.
+
+    `send_many([Launch(push, dedupe_key="order-4711:welcome"), ...])`. Checked when made.
+
+    Attributes:
+        push: The push.
+        campaign_id: The draft to launch, a positive `int`, or None (the default) for the
+            literal path.
+        dedupe_key: Launch this push at most once across every process sharing the client's
+            dedupe store (see `WebPushClient.send`); None (the default): no dedupe key.
+
+    Raises:
+        ValidationError: A field breaks its rule.
+    """
+
+    push: WebPush = attrs.field()
+    campaign_id: int | None = attrs.field(default=None)
+    dedupe_key: str | None = attrs.field(default=None)
+
+    @push.validator
+    def _check_push(self, _: object, value: object) -> None:
+        if not isinstance(value, WebPush):
+            raise ValidationError("push", f"must be a WebPush, not {type(value).__name__}")
+
+    @campaign_id.validator
+    def _check_campaign_id(self, _: object, value: object) -> None:
+        check_campaign_id(value)
+
+    @dedupe_key.validator
+    def _check_dedupe_key(self, _: object, value: object) -> None:
+        if value is not None:
+            check_dedupe_key(value)
+
+
+PushItem = WebPush | tuple[int | None, WebPush] | Launch
+"""One input of a batch: a push, a `(campaign_id, push)` pair to launch a draft, or a
+[`Launch`][insider_webpush.batch.Launch] (a push with a draft id and a dedupe key)."""
 
 Pushes = Iterable[PushItem] | AsyncIterable[PushItem]
 """The input of a batch: an iterable or async iterable of
@@ -299,358 +345,6 @@ class BatchResult(Sequence[Outcome]):
         return f"BatchResult({fields})"
 
 
-# -- the journal ----------------------------------------------------------------------------
-
-
-class JournalError(InsiderError):
-    """The journal cannot be used: not a journal, a damaged line, or in use by another batch."""
-
-
-class JournalMismatchError(JournalError):
-    """The push at `index` is not the one the journal recorded there.
-
-    The input changed since the journal was written (a push edited, inserted or removed, or
-    the client's partner id changed). Nothing from it on is sent, since the journal can no
-    longer say what went out; restore the input, or use a new journal for a new batch.
-
-    Args:
-        index: The push's position.
-        journaled: The hash the journal holds, in hex.
-        now: The push's hash now, in hex.
-
-    Attributes:
-        index: As given.
-        result: The outcomes reported before it, a
-            [`BatchResult`][insider_webpush.batch.BatchResult], from `send_many`; None from
-            `stream`.
-    """
-
-    def __init__(self, index: int, journaled: str, now: str) -> None:
-        self.index = index
-        self.result: BatchResult | None = None  # what was reported before it (send_many)
-        super().__init__(
-            f"push #{index} does not match the journal (journaled hash {journaled}, now {now}): "
-            "the input changed since the journal was written; nothing more was sent"
-        )
-
-
-_HEADER: Final = {"journal": "insider-webpush batch", "version": 2}
-_HASH_BYTES = 8  # 64 bits tell an edited push from the journaled one
-# A journal grows by the pushes a batch pulls; a gap this long (that many pushes in a row
-# that failed validation, so were never journaled) is a damaged line, not a batch.
-_MAX_GAP = 1_000_000
-
-# What the journal says of a push index, kept in a bytearray: one byte per push.
-_ABSENT, _SENDING, _OK, _FAILED = 0, 1, 2, 3
-
-
-def _push_hash(launch: PreparedLaunch) -> int:
-    # Exactly what goes on the wire: method, path and body bytes.
-    return int.from_bytes(launch.digest[:_HASH_BYTES], "big")
-
-
-def _hex(key: int) -> str:
-    return f"{key:0{2 * _HASH_BYTES}x}"
-
-
-@attrs.frozen
-class _Failure:
-    error: str
-    message: str
-    status: int | None
-    retry_after: float | None
-    ambiguous: bool
-    stage: Stage | None = None
-
-
-def _field(line: dict[str, Any], name: str, check: Any, *, optional: bool = False) -> Any:
-    value = line.get(name)
-    if value is None:
-        if optional:
-            return None
-        if name not in line:
-            raise ValueError(f"{name}: is missing")
-    try:
-        return check(value)
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"{name}: {check.__doc__}") from None
-
-
-def _whole(value: object) -> int:
-    """must be a whole number, 0 or more"""
-    if type(value) is not int or value < 0:
-        raise ValueError
-    return value
-
-
-def _count(value: object) -> int:
-    """must be a whole number of attempts, 0 to 65535"""
-    if type(value) is not int or not 0 <= value <= 0xFFFF:
-        raise ValueError
-    return value
-
-
-def _hash(value: object) -> int:
-    """must be 16 hexadecimal digits"""
-    if not isinstance(value, str) or len(value) != 2 * _HASH_BYTES:
-        raise ValueError
-    return int(value, 16)
-
-
-def _flag(value: object) -> bool:
-    """must be true or false"""
-    if not isinstance(value, bool):
-        raise ValueError
-    return value
-
-
-def _campaign_id(value: object) -> int:
-    """must be a campaign id, a positive whole number"""
-    if type(value) is not int or not 0 < value <= CAMPAIGN_ID_MAX:
-        raise ValueError
-    return value
-
-
-def _status(value: object) -> int:
-    """must be an HTTP status, 100 to 599"""
-    if type(value) is not int or not 100 <= value <= 599:
-        raise ValueError
-    return value
-
-
-def _seconds(value: object) -> float:
-    """must be a number of seconds, 0 or more"""
-    if type(value) not in (int, float) or not 0 <= value < float("inf"):  # type: ignore[operator]
-        raise ValueError
-    return float(value)  # type: ignore[arg-type]
-
-
-def _text(value: object) -> str:
-    """must be a string"""
-    if not isinstance(value, str):
-        raise ValueError
-    return value
-
-
-def _stage(value: object) -> Stage:
-    """must be 'not sent', 'writing' or 'sent'"""
-    return Stage(value)
-
-
-class _Journal:
-    """An open journal: what earlier runs recorded, and the file to append to.
-
-    The record of earlier runs is kept in flat arrays indexed by push (about 21 bytes a push),
-    and failures in a dict, so resuming a million pushes costs tens of MB, not a dict each.
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._hashes = array.array("Q")
-        self._states = bytearray()
-        self._attempts = array.array("I")
-        self._campaign_ids = array.array("q")
-        self._failures: dict[int, _Failure] = {}
-        self._file: IO[bytes] = open(path, "a+b")  # noqa: SIM115 - closed by close()
-        try:
-            if sys.platform != "win32":
-                try:
-                    # A second batch on the same journal would resend what this one sends.
-                    fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    raise JournalError(
-                        f"journal {os.fspath(path)!r} is in use by another batch"
-                    ) from None
-            self._load(os.fspath(path))
-        except BaseException:
-            self._file.close()
-            raise
-
-    # reading
-
-    def _load(self, path: str) -> None:
-        self._file.seek(0)
-        header = json.dumps(_HEADER, separators=(",", ":")).encode() + b"\n"
-        end_of_good = 0  # offset just past the last complete, readable line
-        needs_newline = False
-        for number, raw in enumerate(self._file, start=1):
-            if number == 1 and raw.rstrip(b"\n") != header.rstrip(b"\n"):
-                _check_version(path, raw)
-                if raw.endswith(b"\n") or not header.startswith(raw):
-                    # Never truncate or append to a file that is not ours (e.g. the input).
-                    raise JournalError(f"{path!r} is not an insider-webpush batch journal")
-                break  # a header torn by a crash before any push was journaled
-            try:
-                if number > 1:
-                    try:
-                        data = json.loads(raw)
-                    except (ValueError, RecursionError):  # incl. UnicodeDecodeError
-                        raise ValueError("it is not a line of JSON") from None
-                    self._apply(data)
-            except ValueError as exc:
-                if not raw.endswith(b"\n"):
-                    break  # torn: the process died while writing it; dropped below
-                raise JournalError(f"journal {path!r} line {number} is damaged: {exc}") from None
-            end_of_good += len(raw)
-            needs_newline = not raw.endswith(b"\n")
-        self._file.seek(0, os.SEEK_END)
-        if self._file.tell() != end_of_good:
-            self._file.truncate(end_of_good)
-        if needs_newline:
-            self._write(b"\n")  # a complete last line that only lost its newline
-        if end_of_good == 0:
-            self._write(header)
-
-    def _apply(self, line: object) -> None:
-        # Every field is checked by name: a damaged line is reported in plain words.
-        if not isinstance(line, dict):
-            raise ValueError("it is not a JSON object")
-        index = _field(line, "index", _whole)
-        key = _field(line, "hash", _hash)
-        if index - len(self._states) > _MAX_GAP:  # memory grows with the index: ~21 B each
-            raise ValueError(
-                f"index {index} is more than {_MAX_GAP} beyond the journal's last push"
-            )
-        if index >= len(self._states):
-            grow = index + 1 - len(self._states)
-            self._states.extend(bytes(grow))
-            for column in (self._hashes, self._attempts, self._campaign_ids):
-                column.frombytes(bytes(column.itemsize * grow))
-        if self._states[index] != _ABSENT and self._hashes[index] != key:
-            raise ValueError(f"push #{index} has two different hashes")
-        self._hashes[index] = key
-        event = line.get("event")
-        if event == "sending":
-            attempt = _field(line, "attempt", _count)
-            self._states[index] = _SENDING
-            self._attempts[index] = max(self._attempts[index], attempt)
-            self._failures.pop(index, None)
-        elif event == "done":
-            self._attempts[index] = _field(line, "attempts", _count)
-            ok = _field(line, "ok", _flag)
-            if ok:
-                self._campaign_ids[index] = _field(line, "campaign_id", _campaign_id)
-                self._states[index] = _OK
-            else:
-                stage = _field(line, "stage", _stage, optional=True)
-                failure = _Failure(
-                    error=_field(line, "error", _text),
-                    message=_field(line, "message", _text, optional=True) or "",
-                    status=_field(line, "status", _status, optional=True),
-                    retry_after=_field(line, "retry_after", _seconds, optional=True),
-                    ambiguous=_field(line, "ambiguous", _flag),
-                    stage=stage,
-                )
-                self._states[index] = _FAILED
-                self._failures[index] = failure
-        else:
-            raise ValueError("event: must be 'sending' or 'done'")
-
-    def replay(self, index: int, key: int | None, *, retry_ambiguous: bool) -> _Replay:
-        """What to do with the push at `index` whose hash is now `key` (None: the item
-        is not a valid push now)."""
-        state = self._states[index] if index < len(self._states) else _ABSENT
-        if state == _ABSENT:
-            return _SEND
-        if key is None or self._hashes[index] != key:
-            now = "not a valid push" if key is None else _hex(key)
-            raise JournalMismatchError(index, _hex(self._hashes[index]), now)
-        attempts = self._attempts[index]
-        error: InsiderError | None = None
-        if state == _OK:
-            result = LaunchResult(success=True, campaign_id=self._campaign_ids[index])
-            return _Replay(send=False, result=result, attempts=attempts)
-        if state == _SENDING:
-            error = TransportError(
-                f"no answer was journaled for attempt {attempts}: the batch stopped after it "
-                "went on the wire, so the push may have gone out",
-                stage=Stage.SENT,
-            )
-        else:
-            error = _rebuild(self._failures[index])
-        # A certain failure: nothing can have gone out, so sending again is safe; an ambiguous
-        # one only by the caller's decision.
-        if not error.ambiguous or retry_ambiguous:
-            return _Replay(send=True, attempts=attempts, resent=error)
-        return _Replay(send=False, error=error, attempts=attempts)
-
-    # writing
-
-    def _write(self, data: bytes) -> None:
-        self._file.write(data)
-        self._file.flush()  # to the OS: survives the process being killed, not power loss
-
-    def _write_line(self, line: dict[str, Any]) -> None:
-        self._write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
-
-    def sending(self, index: int, key: int, attempt: int) -> None:
-        self._write_line(
-            {"event": "sending", "index": index, "hash": _hex(key), "attempt": attempt}
-        )
-
-    def done(self, outcome: Outcome, key: int) -> None:
-        line: dict[str, Any] = {
-            "event": "done",
-            "index": outcome.index,
-            "hash": _hex(key),
-            "attempts": outcome.attempts,
-            "ok": outcome.ok,
-            "status": getattr(outcome.error, "status", None),
-            "campaign_id": outcome.result.campaign_id if outcome.result else None,
-            "ambiguous": outcome.ambiguous,
-        }
-        if outcome.error is not None:
-            line["error"] = type(outcome.error).__name__
-            line["message"] = getattr(outcome.error, "message", None) or str(outcome.error)
-            line["retry_after"] = getattr(outcome.error, "retry_after", None)
-            if isinstance(outcome.error, TransportError):
-                line["stage"] = outcome.error.stage.value
-        self._write_line(line)
-
-    def close(self) -> None:
-        self._file.close()  # also releases the lock
-
-
-def _rebuild(failure: _Failure) -> InsiderError:
-    """The typed error a journaled failure was reported with."""
-    error: InsiderError
-    if failure.status is not None:
-        error = error_for_status(failure.status, failure.message, retry_after=failure.retry_after)
-    elif failure.error == TransportError.__name__:
-        stage = failure.stage or (Stage.SENT if failure.ambiguous else Stage.NOT_SENT)
-        error = TransportError(failure.message, stage=stage)
-    else:
-        error = InsiderError(f"{failure.error}: {failure.message}")
-    error.ambiguous = failure.ambiguous  # e.g. an unreadable 2xx body is ambiguous
-    return error
-
-
-@attrs.frozen
-class _Replay:
-    send: bool
-    result: LaunchResult | None = None
-    error: InsiderError | None = None
-    attempts: int = 0
-    resent: InsiderError | None = None  # the journaled failure a resend follows
-
-
-def _check_version(path: str, raw: bytes) -> None:
-    """A journal of another format version is refused by name, not as a foreign file."""
-    try:
-        line = json.loads(raw)
-    except ValueError:
-        return
-    if (
-        isinstance(line, dict)
-        and line.get("journal") == _HEADER["journal"]
-        and line.get("version") != _HEADER["version"]
-    ):
-        raise JournalError(
-            f"journal {path!r} is format version {line.get('version')!r}; this insider-webpush "
-            f"writes version {_HEADER['version']} (it hashes the exact bytes sent): finish "
-            "that batch with the version that began it, or start a new journal"
-        )
-
-
 # -- the run --------------------------------------------------------------------------------
 
 
@@ -660,8 +354,9 @@ class _Job:
     campaign_id: int | None
     push: WebPush | None
     launch: PreparedLaunch | None
-    key: int
-    replay: _Replay
+    dedupe_key: str | None = None
+    claim: Claim | None = None  # the journal's record of this position
+    action: Action = Action.SEND
     error: InsiderError | None = None  # the item could not be prepared: nothing is sent
 
 
@@ -670,13 +365,15 @@ class _WorkerEnded:
     task: asyncio.Task[None]
 
 
-def _split(item: object) -> tuple[int | None, WebPush]:
-    """`(campaign_id, push)` of one input item, or ValidationError naming what it is."""
+def _split(item: object) -> tuple[int | None, WebPush, str | None]:
+    """`(campaign_id, push, dedupe_key)` of one input item, or ValidationError naming it."""
     if isinstance(item, WebPush):
-        return None, item
+        return None, item, None
+    if isinstance(item, Launch):
+        return item.campaign_id, item.push, item.dedupe_key
     if isinstance(item, tuple) and len(item) == 2:
         if isinstance(item[1], WebPush):
-            return item[0], item[1]
+            return item[0], item[1], None
         raise ValidationError(
             "push",
             "the second element of a (campaign_id, WebPush) pair must be a WebPush, "
@@ -684,11 +381,8 @@ def _split(item: object) -> tuple[int | None, WebPush]:
         )
     raise ValidationError(
         "push",
-        f"must be a WebPush or a (campaign_id, WebPush) pair, not {type(item).__name__}",
+        f"must be a WebPush, a Launch or a (campaign_id, WebPush) pair, not {type(item).__name__}",
     )
-
-
-_SEND: Final = _Replay(send=True)
 
 
 class _Run:
@@ -700,7 +394,7 @@ class _Run:
         pushes: Pushes,
         *,
         concurrency: int,
-        journal: str | os.PathLike[str] | None,
+        journal: str | os.PathLike[str] | Journal | None,
         retry_ambiguous: bool,
         stop: asyncio.Event | None = None,
     ) -> None:
@@ -722,13 +416,14 @@ class _Run:
                 "pushes",
                 f"must be an iterable or async iterable of WebPush, not {type(pushes).__name__}",
             )
-        if journal is not None:
+        if journal is not None and not isinstance(journal, Journal):
             journal = os.fspath(journal)  # a TypeError now, not at the first iteration
         self._sender = sender
         self._concurrency = concurrency
-        self._journal_path = journal
+        self._journal_spec = journal
         self._retry_ambiguous = retry_ambiguous
-        self._journal: _Journal | None = None
+        self._journal: Ledger | None = None
+        self._file_journal: FileJournal | None = None  # looked at without an await
         self._pull_lock = asyncio.Lock()
         self._next_index = 0
         self._exhausted = False
@@ -751,20 +446,33 @@ class _Run:
     # pulling the input, one item at a time
 
     async def _next_job(self) -> _Job | None:
-        if self._async is None:
+        store = self._journal is not None and self._file_journal is None
+        if self._async is None and not store:
             return self._pull_sync()
-        async with self._pull_lock:  # an async generator cannot be entered twice
-            if self._exhausted or self._stop_error is not None or self._stopped:
-                return None
+        # An async generator cannot be entered twice; and a journal in a store is looked at
+        # before the next item is pulled, so nothing after a mismatch is ever pulled.
+        async with self._pull_lock:
+            if self._async is None:
+                job = self._pull_sync()
+            else:
+                if self._exhausted or self._stop_error is not None or self._stopped:
+                    return None
+                try:
+                    item = await anext(self._async)
+                except StopAsyncIteration:
+                    self._exhausted = True
+                    return None
+                except Exception as exc:  # the input failed: finish what is in flight, raise
+                    self._input_failed(exc)
+                    return None
+                job = self._plan(item)
+            if job is None or not store or job.claim is None:
+                return job
             try:
-                item = await anext(self._async)
-            except StopAsyncIteration:
-                self._exhausted = True
-                return None
-            except Exception as exc:  # the input failed: finish what is in flight, then raise
-                self._input_failed(exc)
-                return None
-            return self._plan(item)
+                action = await job.claim.look()
+            except TransportError as exc:  # the store is down: this push is not sent
+                return attrs.evolve(job, claim=None, error=exc)
+            return self._decided(job, action)
 
     def _pull_sync(self) -> _Job | None:
         assert self._sync is not None
@@ -786,32 +494,48 @@ class _Run:
         self._stop(error)
 
     def _plan(self, item: object) -> _Job | None:
-        # Runs with no await between the pull and the journal check, so no push after a
+        # Runs with no await between the pull and a JSONL journal's check, so no push after a
         # mismatched one is ever pulled, let alone sent.
         index = self._next_index
         self._next_index += 1
         campaign_id: int | None = None
         push: WebPush | None = None
+        dedupe_key: str | None = None
         launch: PreparedLaunch | None = None
         error: InsiderError | None = None
         try:
-            campaign_id, push = _split(item)
+            campaign_id, push, dedupe_key = _split(item)
             launch = self._sender.prepare_launch(push, campaign_id=campaign_id)
         except ValidationError as exc:
             error = exc
-        key = _push_hash(launch) if launch is not None and self._journal is not None else 0
-        replay = _SEND
-        if self._journal is not None:
-            try:
-                replay = self._journal.replay(
-                    index,
-                    key if launch is not None else None,
-                    retry_ambiguous=self._retry_ambiguous,
-                )
-            except JournalMismatchError as exc:
-                self._stop(exc)
-                return None
-        return _Job(index, campaign_id, push, launch, key, replay, error)
+        job = _Job(index, campaign_id, push, launch, dedupe_key, error=error)
+        if self._journal is None:
+            return job
+        digest = launch.digest[:8].hex() if launch is not None else ""
+        claim = Claim(
+            self._journal,
+            str(index),
+            digest,
+            lease=_JOURNAL_LEASE,
+            retry_ambiguous=self._retry_ambiguous,
+            label=f"push #{index}",
+        )
+        job = attrs.evolve(job, claim=claim)
+        if self._file_journal is None:
+            return job  # looked at in _next_job, with an await
+        return self._decided(job, claim.seen(self._file_journal.entry(index)))
+
+    def _decided(self, job: _Job, action: Action) -> _Job | None:
+        """The job with its journal's verdict; None (and the batch stopping) on a mismatch."""
+        claim = job.claim
+        assert claim is not None
+        if action is Action.MISMATCH or (job.launch is None and claim.previous is not None):
+            # A push no longer valid where one was journaled is a changed input too.
+            assert claim.previous is not None
+            now = claim.digest or "not a valid push"
+            self._stop(JournalMismatchError(job.index, claim.previous.digest, now))
+            return None
+        return attrs.evolve(job, action=action)
 
     def _halt(self, error: NotSentError) -> None:
         """No new request starts; the jobs still before their gate end now, not sent."""
@@ -850,22 +574,13 @@ class _Run:
             self._queue.put_nowait(outcome)
 
     async def _outcome(self, job: _Job) -> Outcome:
-        replay = job.replay
         if job.error is not None or job.launch is None:
             return Outcome(job.index, job.push, job.campaign_id, error=job.error)
-        if not replay.send:
-            return Outcome(
-                job.index,
-                job.push,
-                job.campaign_id,
-                result=replay.result,
-                error=replay.error,
-                attempts=replay.attempts,
-                from_journal=True,
-            )
+        claim, action = job.claim, job.action
+        if claim is not None and action not in (Action.SEND, Action.RESEND):
+            return self._recorded(job, claim, action, claim.previous)
         if self._halted is not None:
             return Outcome(job.index, job.push, job.campaign_id, error=self._halted)
-        journal = self._journal
         attempts = 0
         task = asyncio.current_task()
         assert task is not None
@@ -873,7 +588,7 @@ class _Run:
         if self._telemetry is not None:
             self._telemetry.batch_in_flight(1)
 
-        def on_attempt(attempt: int) -> None:
+        def on_attempt(attempt: int) -> Awaitable[None] | None:
             # The grant is taken and the connection ready: the first byte goes next, unless
             # the batch was halted meanwhile (then nothing is written: a certain failure).
             nonlocal attempts
@@ -881,13 +596,20 @@ class _Run:
                 raise self._halted
             self._waiting.pop(job.index, None)
             attempts = attempt
-            if journal is not None:
-                journal.sending(job.index, job.key, replay.attempts + attempt)
+            return claim.take(attempt) if claim is not None else None
 
         result: LaunchResult | None = None
         error: InsiderError | None = None
         try:
-            result = await self._sender.send_prepared(job.launch, on_attempt=on_attempt)
+            result = await self._sender.send_prepared(
+                job.launch,
+                on_attempt=on_attempt,
+                dedupe_key=job.dedupe_key,
+                retry_ambiguous=self._retry_ambiguous,
+            )
+        except Taken as lost:  # another run of this batch wrote the position meanwhile
+            assert claim is not None
+            return self._recorded(job, claim, lost.action, lost.entry)
         except InsiderError as exc:
             error = exc
             if isinstance(exc, AuthenticationError):
@@ -910,26 +632,54 @@ class _Run:
             self._halt_cancelled.discard(job.index)
             task.uncancel()
             result, error = None, self._halted
+        before = claim.attempts_before if claim is not None else 0
+        previous = claim.previous if claim is not None else None
         outcome = Outcome(
             job.index,
             job.push,
             job.campaign_id,
             result=result,
             error=error,
-            attempts=replay.attempts + attempts,
-            resent_after=replay.resent,
+            attempts=before + attempts,
+            resent_after=previous.failure.rebuild()
+            if previous is not None and previous.failure is not None
+            else None,
         )
-        if journal is not None and attempts:
-            journal.done(outcome, job.key)
+        if claim is not None:
+            await claim.settle(result, error)
         return outcome
+
+    @staticmethod
+    def _recorded(job: _Job, claim: Claim, action: Action, entry: Entry | None) -> Outcome:
+        """The outcome of a push the journal says not to send."""
+        result: LaunchResult | None = None
+        error: InsiderError | None = None
+        if action is Action.REPLAY and entry is not None:
+            result = claim.replayed(entry)
+        elif action is Action.AMBIGUOUS and entry is not None and entry.failure is not None:
+            error = entry.failure.rebuild()
+        else:
+            error = claim.conflict(action, entry)
+        return Outcome(
+            job.index,
+            job.push,
+            job.campaign_id,
+            result=result,
+            error=error,
+            attempts=entry.attempts if entry is not None else 0,
+            from_journal=True,
+        )
 
     # the consumer side
 
     async def outcomes(self) -> AsyncGenerator[Outcome, None]:
         """The outcomes as they finish; closing this stops the workers and the journal."""
         try:
-            if self._journal_path is not None:
-                self._journal = _Journal(self._journal_path)
+            spec = self._journal_spec
+            if isinstance(spec, Journal):
+                self._journal = spec.open()
+            elif spec is not None:
+                self._journal = self._file_journal = FileJournal(spec)
             for _ in range(self._workers_wanted):
                 self._spawn()
             if self._stop_event is not None:
@@ -964,7 +714,7 @@ class _Run:
             if not task.cancelled():
                 task.exception()  # retrieved: a second failure is not logged as "never retrieved"
         if self._journal is not None:
-            self._journal.close()
+            await self._journal.aclose()
         if cancelled:
             raise asyncio.CancelledError
 
@@ -977,7 +727,7 @@ def stream(
     pushes: Pushes,
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
-    journal: str | os.PathLike[str] | None = None,
+    journal: str | os.PathLike[str] | Journal | None = None,
     retry_ambiguous: bool = False,
     stop: asyncio.Event | None = None,
 ) -> AsyncGenerator[Outcome, None]:
@@ -1014,7 +764,7 @@ async def send_many(
     pushes: Pushes,
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
-    journal: str | os.PathLike[str] | None = None,
+    journal: str | os.PathLike[str] | Journal | None = None,
     retry_ambiguous: bool = False,
     stop: asyncio.Event | None = None,
 ) -> BatchResult:

@@ -353,8 +353,11 @@ def partner_id_from_delete_body(data: object) -> str:
 
 
 def result_to_body(result: LaunchResult) -> dict[str, Any]:
-    """The success body Insider answers with (FakeInsider speaks it)."""
-    return converter.unstructure(result, LaunchResult)  # type: ignore[no-any-return]
+    """The success body Insider answers with (FakeInsider speaks it); `replayed` is ours,
+    not Insider's, and is left out."""
+    body: dict[str, Any] = converter.unstructure(result, LaunchResult)
+    body.pop("replayed", None)
+    return body
 
 
 def error_body(message: str) -> dict[str, Any]:

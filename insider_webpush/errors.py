@@ -11,6 +11,9 @@ The tree:
 InsiderError
 ├── ValidationError (also a ValueError)   bad input; nothing was sent
 ├── TransportError                        no complete answer; .stage says how far it got
+├── DedupeConflictError                   a dedupe key held by another send; nothing sent
+├── JournalError                          a batch journal that cannot be used
+│   └── JournalMismatchError              the input no longer matches its journal
 └── APIError                              any other non-success status, or an unreadable 2xx
     ├── BadRequestError                   400
     ├── AuthenticationError               401
@@ -26,16 +29,22 @@ is an `APIError` (a 5xx a `ServerError`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .outcomes import Stage, verdict_for_stage, verdict_for_status
+
+if TYPE_CHECKING:
+    from .batch import BatchResult
 
 __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "DedupeConflictError",
     "FailedDependencyError",
     "InsiderError",
+    "JournalError",
+    "JournalMismatchError",
     "MissingExtraError",
     "RateLimitError",
     "ServerError",
@@ -208,6 +217,71 @@ _STATUS_TO_ERROR: Mapping[int, type[APIError]] = {
     424: FailedDependencyError,
     429: RateLimitError,
 }
+
+
+class JournalError(InsiderError):
+    """The journal cannot be used: not a journal, a damaged line, or in use by another batch."""
+
+
+class JournalMismatchError(JournalError):
+    """The push at `index` is not the one the journal recorded there.
+
+    The input changed since the journal was written (a push edited, inserted or removed, or
+    the client's partner id changed). Nothing from it on is sent, since the journal can no
+    longer say what went out; restore the input, or use a new journal for a new batch.
+
+    Args:
+        index: The push's position.
+        journaled: The hash the journal holds, in hex.
+        now: The push's hash now, in hex.
+
+    Attributes:
+        index: As given.
+        result: The outcomes reported before it, a
+            [`BatchResult`][insider_webpush.batch.BatchResult], from `send_many`; None from
+            `stream`.
+    """
+
+    def __init__(self, index: int, journaled: str, now: str) -> None:
+        self.index = index
+        self.result: BatchResult | None = None  # what was reported before it (send_many)
+        super().__init__(
+            f"push #{index} does not match the journal (journaled hash {journaled}, now {now}): "
+            "the input changed since the journal was written; nothing more was sent"
+        )
+
+
+class DedupeConflictError(InsiderError):
+    """A push was not sent because its dedupe key is held by another send.
+
+    The key's first attempt is still in flight (another process, task or thread is sending
+    it now; `ambiguous` is False and `in_flight` True), or it may have gone out (its answer
+    never came, or its holder died on the wire: `ambiguous` True), or the key was launched
+    for a different push (`ambiguous` False). This send sent nothing; a push whose key is
+    ambiguous is sent again only with `retry_ambiguous=True`, the caller's decision to risk
+    a duplicate.
+
+    Args:
+        message: What holds the key.
+        dedupe_key: The key.
+        ambiguous: The first attempt may have gone out.
+        in_flight: The first attempt is being sent now.
+
+    Attributes:
+        message: As given.
+        dedupe_key: As given.
+        ambiguous: As given.
+        in_flight: As given.
+    """
+
+    def __init__(
+        self, message: str, *, dedupe_key: str, ambiguous: bool = False, in_flight: bool = False
+    ) -> None:
+        self.message = message
+        self.dedupe_key = dedupe_key
+        self.ambiguous = ambiguous
+        self.in_flight = in_flight
+        super().__init__(message)
 
 
 def error_for_status(

@@ -63,6 +63,10 @@ LAUNCH_BODY_MAX = 64 * 1024
 """The largest launch body, in bytes. A launch body is a few hundred bytes; 64 KiB is aiohttp's
 write limit before it waits to drain, so a body within it goes to the kernel in one write (see
 `transport._stage`)."""
+DEDUPE_KEY_MAX = 200
+"""The longest dedupe key, in characters: room for an event id, a user id and a purpose."""
+DEDUPE_TTL_MAX = 366 * 24 * 3600.0
+"""The longest a dedupe key is remembered, in seconds: a year."""
 PUSH_LINE_MAX = 4 * LAUNCH_BODY_MAX
 """The longest line of a push file, in characters (a JSON array's element likewise): room for
 the largest body with every character escaped, and a bound on the memory a reader holds."""
@@ -285,10 +289,13 @@ class LaunchResult:
         success: Always True: a launch that did not succeed raises instead.
         campaign_id: The id of the campaign Insider launched, a positive 64-bit `int` (Insider
             may send it as a string of digits; it is read as an `int`).
+        replayed: True when nothing was sent this time: the push's dedupe key (or its place
+            in a journaled batch) was launched before, and this is that launch's result.
     """
 
     success: bool
     campaign_id: int
+    replayed: bool = False
 
 
 def check_campaign_id(value: object) -> int | None:
@@ -367,6 +374,52 @@ def check_concurrency(value: object) -> int:
             "concurrency", f"must be a whole number from 1 to {MAX_CONCURRENCY}, got {value!r}"
         )
     return value
+
+
+def check_dedupe_key(value: object) -> str:
+    """Check `value` as a dedupe key.
+
+    Args:
+        value: A string of 1 to [`DEDUPE_KEY_MAX`][insider_webpush.models.DEDUPE_KEY_MAX]
+            (200) characters with no control characters, e.g. `"order-4711:welcome"`.
+
+    Returns:
+        `value` itself.
+
+    Raises:
+        ValidationError: It is not such a string (`field` is `"dedupe_key"`).
+    """
+    if not isinstance(value, str):
+        raise ValidationError("dedupe_key", f"must be a string, not {type(value).__name__}")
+    if not 1 <= len(value) <= DEDUPE_KEY_MAX:
+        raise ValidationError(
+            "dedupe_key", f"must be 1 to {DEDUPE_KEY_MAX} characters, got {len(value)}"
+        )
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value):
+        raise ValidationError("dedupe_key", "must not contain control characters")
+    return value
+
+
+def check_dedupe_ttl(value: object) -> float:
+    """Check `value` as the seconds a dedupe key is remembered.
+
+    Args:
+        value: A finite number of seconds above 0, at most
+            [`DEDUPE_TTL_MAX`][insider_webpush.models.DEDUPE_TTL_MAX] (a year).
+
+    Returns:
+        `value`, as a float.
+
+    Raises:
+        ValidationError: It is out of that range (`field` is `"dedupe_ttl"`).
+    """
+    if not _positive_seconds(value) or float(value) > DEDUPE_TTL_MAX:  # type: ignore[arg-type]
+        raise ValidationError(
+            "dedupe_ttl",
+            f"must be a number of seconds above 0 and at most {DEDUPE_TTL_MAX:.0f} (a year), "
+            f"got {value!r}",
+        )
+    return float(value)  # type: ignore[arg-type]
 
 
 def _positive_seconds(value: object) -> bool:

@@ -8,7 +8,7 @@ sender rather than importing [`WebPushClient`][insider_webpush.client.WebPushCli
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import NamedTuple, Protocol
 
 from .endpoints import Endpoint
@@ -17,10 +17,11 @@ from .transport import Request
 
 __all__ = ["AttemptHook", "PreparedLaunch", "Sender"]
 
-AttemptHook = Callable[[int], None]
+AttemptHook = Callable[[int], Awaitable[None] | None]
 """Called with the attempt number (1, 2, ...) once the attempt's quota grant is taken, the
-connection ready, immediately before its first byte is written. The journal writes ahead
-from here."""
+connection ready, immediately before its first byte is written; what it returns, when not
+None, is awaited before that byte. The journal takes its record here. A hook that raises
+stops the attempt with nothing written."""
 
 
 class PreparedLaunch(NamedTuple):
@@ -74,13 +75,20 @@ class Sender(Protocol):
         ...
 
     async def send_prepared(
-        self, launch: PreparedLaunch, *, on_attempt: AttemptHook | None = None
+        self,
+        launch: PreparedLaunch,
+        *,
+        on_attempt: AttemptHook | None = None,
+        dedupe_key: str | None = None,
+        retry_ambiguous: bool = False,
     ) -> LaunchResult:
         """Send a prepared launch: exactly its bytes, on every attempt.
 
         Args:
             launch: From `prepare_launch`.
             on_attempt: Called with the attempt's number before each attempt's first byte.
+            dedupe_key: Launch it at most once under this key, or None.
+            retry_ambiguous: Send a dedupe key whose first attempt may have gone out.
 
         Returns:
             Insider's answer.

@@ -6,7 +6,7 @@ The wire is faked one way only, behind the Transport seam: ``tests/stub_transpor
 
 import pytest
 
-from insider_webpush import limiter
+from insider_webpush import ledger, limiter
 
 
 @pytest.fixture(autouse=True)
@@ -15,3 +15,5 @@ def fresh_limiters(monkeypatch: pytest.MonkeyPatch) -> None:
     (that is the point: one quota per process), and a 429 pause or a burst of one test must
     not carry into the next one that happens to use the same base URL and key."""
     monkeypatch.setattr(limiter, "_registry", {})
+    # Likewise the in-memory dedupe store, one per process.
+    monkeypatch.setattr(ledger.MemoryLedger, "_entries", {})

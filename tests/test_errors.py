@@ -35,6 +35,7 @@ from insider_webpush.batch import (
 )
 from insider_webpush.errors import (
     REDACTED,
+    DedupeConflictError,
     MissingExtraError,
     error_for_status,
     redact,
@@ -311,6 +312,12 @@ EXAMPLES: dict[str, Callable[[], BaseException]] = {
         "must be at most 100 characters", line=7, field="title", source="pushes.jsonl"
     ),
     "MissingExtraError": lambda: MissingExtraError("redis_url needs redis-py"),
+    "DedupeConflictError": lambda: DedupeConflictError(
+        "dedupe key 'order-1' may have gone out", dedupe_key="order-1", ambiguous=True
+    ),
+    "DedupeConflictError-in-flight": lambda: DedupeConflictError(
+        "dedupe key 'order-1' is being sent", dedupe_key="order-1", in_flight=True
+    ),
     "PushFileError-file": lambda: PushFileError("can't tell its format", field="file"),
 }
 

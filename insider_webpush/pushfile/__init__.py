@@ -13,10 +13,11 @@ async for outcome in client.stream(read_pushes("pushes.jsonl")):
 `description`, `image`, `link`, `ttl`, optional `banner`, `include_unengage` (or
 `include_unengaged`), `language`, `target` and `partner_id`), plus an optional
 `campaign_id`: a draft's id, which makes the item a `(campaign_id, WebPush)` pair that
-launches that draft. A CSV file has one column per field, separated by commas (spaces
-around a cell are dropped; an empty cell is an absent field), the target as
-`target_attribute` and `target_values` (values separated by `|`), and `true`/`false` (or
-`yes`/`no`, `1`/`0`) for `include_unengage`.
+launches that draft; and an optional `dedupe_key`, which makes it a
+[`Launch`][insider_webpush.batch.Launch] launched at most once under that key. A CSV file
+has one column per field, separated by commas (spaces around a cell are dropped; an empty
+cell is an absent field), the target as `target_attribute` and `target_values` (values
+separated by `|`), and `true`/`false` (or `yes`/`no`, `1`/`0`) for `include_unengage`.
 
 **Sources.** A path (`str` or `os.PathLike`), `"-"` for standard input, or an open
 text or binary stream. Bytes are decoded as UTF-8 (`encoding=`), a leading byte-order mark
@@ -39,9 +40,12 @@ import csv
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from ..models import WebPush
+
+if TYPE_CHECKING:
+    from ..batch import Launch
 from ._formats import _csv, _json_array, _jsonl, _tell_format
 from ._records import (
     _SUFFIXES,
@@ -169,7 +173,7 @@ class PushFileReader(Iterator[Record]):
 
 
 def write_pushes(
-    pushes: Iterable[WebPush | tuple[int | None, WebPush]],
+    pushes: Iterable[WebPush | tuple[int | None, WebPush] | Launch],
     destination: str | os.PathLike[str] | IO[str],
     *,
     format: Format | None = None,
@@ -178,7 +182,9 @@ def write_pushes(
     the same items.
 
     Args:
-        pushes: `WebPush` items or `(campaign_id, WebPush)` pairs.
+        pushes: `WebPush` items, `(campaign_id, WebPush)` pairs or
+            [`Launch`][insider_webpush.batch.Launch] items (their `dedupe_key` is written
+            too).
         destination: a path (created or truncated), `"-"` (standard output) or an open text
             stream (not closed here).
         format: `"jsonl"`, `"csv"` or `"json"`; None (default) takes a path's suffix,

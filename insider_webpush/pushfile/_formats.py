@@ -17,7 +17,7 @@ from ..codec import (
     target_to_dict,
 )
 from ..errors import ValidationError, printable
-from ..models import PUSH_LINE_MAX, check_campaign_id
+from ..models import PUSH_LINE_MAX, check_campaign_id, check_dedupe_key
 from ._records import (
     _CSV_KNOWN,
     _FALSE,
@@ -28,6 +28,7 @@ from ._records import (
     CSV_COLUMNS,
     CSV_TARGET_COLUMNS,
     CSV_VALUE_SEPARATOR,
+    DEDUPE_KEY_KEY,
     Format,
     PushFileError,
     Record,
@@ -276,6 +277,7 @@ def _json_array(lines: _Lines, name: str | None, encoding: str) -> Iterator[Reco
 
 def _record(number: int, data: object, name: str | None) -> Record:
     campaign_id: int | None = None
+    dedupe_key: str | None = None
     try:
         if isinstance(data, dict) and CAMPAIGN_ID_KEY in data:
             data = dict(data)
@@ -287,7 +289,16 @@ def _record(number: int, data: object, name: str | None) -> Record:
                     CAMPAIGN_ID_KEY, "must be a positive whole number, a draft's id"
                 )
             campaign_id = check_campaign_id(raw)
+        if isinstance(data, dict) and DEDUPE_KEY_KEY in data:
+            data = dict(data)
+            raw_key = data.pop(DEDUPE_KEY_KEY)
+            if raw_key is not None and raw_key != "":  # an empty CSV cell: no key
+                dedupe_key = check_dedupe_key(raw_key)
         push = push_from_dict(data)  # type: ignore[arg-type]
     except ValidationError as exc:
         return _line_error(exc.message, number, name, field=exc.field)
+    if dedupe_key is not None:
+        from ..batch import Launch  # the batch imports nothing of pushfile
+
+        return Record(number, item=Launch(push, campaign_id, dedupe_key))
     return Record(number, item=push if campaign_id is None else (campaign_id, push))

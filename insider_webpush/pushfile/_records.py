@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import IO, Literal, TypeAlias
+from typing import IO, TYPE_CHECKING, Literal, TypeAlias
 
 import attrs
 
@@ -16,18 +16,23 @@ from ..codec import (
 from ..errors import ValidationError, printable
 from ..models import WebPush
 
+if TYPE_CHECKING:
+    from ..batch import Launch
+
 Format: TypeAlias = Literal["jsonl", "csv", "json"]
 FORMATS: tuple[Format, ...] = ("jsonl", "csv", "json")
 Source: TypeAlias = "str | os.PathLike[str] | IO[str] | IO[bytes]"
-Item: TypeAlias = "WebPush | tuple[int, WebPush]"
+Item: TypeAlias = "WebPush | tuple[int, WebPush] | Launch"
 
 CAMPAIGN_ID_KEY = "campaign_id"  # a record's optional draft id; not part of the launch body
+DEDUPE_KEY_KEY = "dedupe_key"  # a record's optional dedupe key; not part of the launch body
 CSV_TARGET_COLUMNS = ("target_attribute", "target_values")
 CSV_VALUE_SEPARATOR = "|"  # between the values of a target_values cell
 CSV_COLUMNS = (
     CAMPAIGN_ID_KEY,
     *(key for key in PUSH_WIRE_KEYS if key != TARGET_KEY),
     *CSV_TARGET_COLUMNS,
+    DEDUPE_KEY_KEY,
 )
 _CSV_KNOWN = frozenset((*CSV_COLUMNS, INCLUDE_UNENGAGED_PYTHON_KEY))
 _TRUE = frozenset({"true", "yes", "1"})
@@ -95,8 +100,11 @@ class Record:
 
     @property
     def push(self) -> WebPush | None:
-        """The record's push, whether or not it names a draft."""
-        return self.item[1] if isinstance(self.item, tuple) else self.item
+        """The record's push, whether or not it names a draft or a dedupe key."""
+        item = self.item
+        if isinstance(item, tuple):
+            return item[1]
+        return item if item is None or isinstance(item, WebPush) else item.push
 
 
 def _line_error(message: str, line: int, name: str | None, field: str = "line") -> Record:

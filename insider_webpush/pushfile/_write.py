@@ -18,18 +18,24 @@ from ._records import (
     CSV_COLUMNS,
     CSV_TARGET_COLUMNS,
     CSV_VALUE_SEPARATOR,
+    DEDUPE_KEY_KEY,
     PushFileError,
 )
 
 
 def _record_of(item: object, number: int) -> dict[str, Any]:
+    from ..batch import Launch  # the batch imports nothing of pushfile
+
     campaign_id: object = None
+    dedupe_key: str | None = None
     push = item
-    if isinstance(item, tuple) and len(item) == 2:
+    if isinstance(item, Launch):
+        campaign_id, push, dedupe_key = item.campaign_id, item.push, item.dedupe_key
+    elif isinstance(item, tuple) and len(item) == 2:
         campaign_id, push = item
     if not isinstance(push, WebPush):
         raise PushFileError(
-            f"item {number} is not a WebPush or a (campaign_id, WebPush) pair",
+            f"item {number} is not a WebPush, a Launch or a (campaign_id, WebPush) pair",
             field="push",
         )
     try:
@@ -37,6 +43,8 @@ def _record_of(item: object, number: int) -> dict[str, Any]:
     except ValidationError as exc:
         raise PushFileError(f"item {number}: {exc.message}", field=exc.field) from None
     data: dict[str, Any] = {} if campaign_id is None else {CAMPAIGN_ID_KEY: campaign_id}
+    if dedupe_key is not None:
+        data[DEDUPE_KEY_KEY] = dedupe_key
     data.update(push_to_dict(push))
     data["ttl"] = push.ttl  # a number, as a file would give it (the wire's string reads too)
     return data
