@@ -13,12 +13,15 @@ async with WebPushClient(api_key, partner_id="10000001") as client:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import logging
 import os
 import time
 import warnings
-from collections.abc import AsyncGenerator
+import weakref
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
+from importlib.util import find_spec
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
@@ -27,6 +30,7 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import batch, telemetry
+from ._loops import on_loop_close
 from ._version import __version__
 from .codec import (
     decode_json,
@@ -40,13 +44,15 @@ from .codec import (
 from .endpoints import DEFAULT_BASE_URL, ENDPOINTS, Endpoint, Operation
 from .errors import (
     APIError,
+    InsiderError,
     MissingExtraError,
     TransportError,
     ValidationError,
     error_for_status,
     redact,
 )
-from .limiter import Limiter, key_fingerprint, paused_error, shared_limiter
+from .ledger import DEFAULT_DEDUPE_TTL, Action, Claim, Ledger, Taken, open_ledger
+from .limiter import Limiter, LimiterKey, key_fingerprint, paused_error, shared_limiter
 from .models import (
     DEFAULT_LANGUAGE,
     LAUNCH_BODY_MAX,
@@ -55,6 +61,8 @@ from .models import (
     Timeouts,
     WebPush,
     check_campaign_id,
+    check_dedupe_key,
+    check_dedupe_ttl,
     check_quota,
 )
 from .outcomes import RETRY_SAFE_STATUSES, Verdict, verdict_for_status
@@ -173,11 +181,19 @@ class WebPushClient:
             `rate_limit // redis_fallback_processes` per process; at least 1, and needs
             `redis_url`. None (the default) fails closed: sends raise `TransportError` and
             nothing is sent.
+        dedupe_store: Where `send(..., dedupe_key=...)` records what it launched
+            ([`insider_webpush.ledger`][insider_webpush.ledger]): a `redis://`/`rediss://`
+            URL (every process and host reaching it), an SQLite file's path (the processes
+            of one host), or a [`Ledger`][insider_webpush.ledger.Ledger]. None (the
+            default): `redis_url` when given, else this process's memory.
+        dedupe_ttl: Seconds a dedupe key is remembered after its last write, above 0 and at
+            most a year (default 7 days).
 
     Raises:
         ValidationError: An argument is out of its range or of the wrong type; `field`
             names it and the message gives the limit.
-        MissingExtraError: `redis_url` without redis-py (also an `ImportError`).
+        MissingExtraError: `redis_url`, or a Redis `dedupe_store`, without redis-py (also
+            an `ImportError`).
     """
 
     def __init__(
@@ -196,6 +212,8 @@ class WebPushClient:
         proxy: str | None = None,
         redis_url: str | None = None,
         redis_fallback_processes: int | None = None,
+        dedupe_store: str | os.PathLike[str] | Ledger | None = None,
+        dedupe_ttl: float = DEFAULT_DEDUPE_TTL,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ValidationError("api_key", "must be a non-empty string")
@@ -256,11 +274,38 @@ class WebPushClient:
                 "redis_fallback_processes", "must be a whole number >= 1, and needs redis_url"
             )
         self._redis_fallback_processes = redis_fallback_processes
-        self._redis_limiters: dict[str, RedisLimiter] = {}  # by quota group, as _limiters
+        # Redis limiters belong to one event loop (their connections do): per loop, by quota
+        # group, closed when the loop ends or by close().
+        self._redis_limiters: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, RedisLimiter]
+        ] = weakref.WeakKeyDictionary()
         self._urls: dict[str, tuple[str, str]] = {}
         self._owns_session = transport is None and session is None
         self._entered = False  # by async with, until close(): see __del__
         self._telemetry = telemetry.active()  # None without opentelemetry-api
+        if dedupe_store is None:
+            dedupe_store = redis_url
+        if dedupe_store is not None and not isinstance(dedupe_store, str | os.PathLike | Ledger):
+            raise ValidationError(
+                "dedupe_store",
+                "must be a redis:// URL, an SQLite file's path or a Ledger, "
+                f"not {type(dedupe_store).__name__}",
+            )
+        redis_store = isinstance(dedupe_store, str) and dedupe_store.startswith(
+            ("redis://", "rediss://")
+        )
+        if redis_store and find_spec("redis") is None:
+            raise MissingExtraError(
+                "a Redis dedupe_store needs redis-py: pip install 'insider-webpush[redis]'"
+            )
+        self._dedupe_store = dedupe_store
+        self._dedupe_ttl = check_dedupe_ttl(dedupe_ttl)
+        # The dedupe ledger: one for the client, or one per event loop for Redis (its
+        # connections belong to one loop). Made on the first send with a dedupe key.
+        self._ledger: Ledger | None = None
+        self._loop_ledgers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Ledger] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> Self:
@@ -330,10 +375,21 @@ class WebPushClient:
         if self._owns_transport:
             await self._transport.aclose()
         # Shared Redis limiters are counted per user; the last one closes the connection.
-        while self._redis_limiters:
-            quota, redis_limiter = self._redis_limiters.popitem()
-            self._limiters.pop(quota, None)
-            await redis_limiter.aclose()
+        try:
+            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        for loop, limiters in list(self._redis_limiters.items()):
+            release = self._release_redis(loop, limiters)
+            if loop is here:
+                await release()
+            elif not loop.is_closed():  # a loop of another thread: closed there
+                asyncio.run_coroutine_threadsafe(release(), loop)
+            else:
+                self._redis_limiters.pop(loop, None)
+        if self._ledger is not None:
+            ledger, self._ledger = self._ledger, None
+            await ledger.aclose()
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
         # Like aiohttp's "Unclosed client session", but naming the object the user made.
@@ -353,7 +409,7 @@ class WebPushClient:
             session = transport.session
             if session is not None and not session.closed:
                 return True
-        return bool(getattr(self, "_redis_limiters", None))
+        return any(getattr(self, "_redis_limiters", {}).values())
 
     # -- operations ---------------------------------------------------------------------
 
@@ -403,12 +459,22 @@ class WebPushClient:
         *,
         campaign_id: int | None = None,
         api_version: str = "v2",
+        dedupe_key: str | None = None,
+        retry_ambiguous: bool = False,
         on_attempt: AttemptHook | None = None,
     ) -> LaunchResult:
         """Launch `push`.
 
         Every attempt takes a grant of the key's quota first; only what certainly did not go
         out is tried again (a 429, a request of which no byte was sent), as `retry` allows.
+
+        With a `dedupe_key` the push is launched at most once under that key across every
+        process sharing the client's `dedupe_store`, through retries, task redeliveries and
+        reruns, for `dedupe_ttl`: a key already launched returns its first result with
+        `replayed=True` and sends nothing; one whose first attempt is in flight or may have
+        gone out raises `DedupeConflictError` and sends nothing; one whose first attempt
+        certainly failed is sent again. The key is taken at the wire, atomically,
+        immediately before the first byte ([`insider_webpush.ledger`][insider_webpush.ledger]).
 
         Args:
             push: The push. Without its own `partner_id` it takes the client's.
@@ -417,6 +483,10 @@ class WebPushClient:
                 samples do.
             api_version: `"v2"` (the default, 6000 per minute) or `"v1"` (30 per minute);
                 each has its own quota.
+            dedupe_key: 1 to 200 characters naming this launch, e.g.
+                `"order-4711:welcome"`, or None (the default).
+            retry_ambiguous: Send a `dedupe_key` whose first attempt may have gone out: your
+                decision to risk a duplicate (default False).
             on_attempt: Called as `on_attempt(n)` with the attempt's number (1, 2, ...) once
                 per attempt, after its quota grant and immediately before its first byte is
                 written; an [`AttemptHook`][insider_webpush.sender.AttemptHook]. A hook that
@@ -426,7 +496,11 @@ class WebPushClient:
             Insider's answer; `campaign_id` is the launched campaign's id.
 
         Raises:
-            ValidationError: Before anything is sent (see `prepare_launch`).
+            ValidationError: Before anything is sent (see `prepare_launch`; a bad
+                `dedupe_key` too).
+            DedupeConflictError: The `dedupe_key` is held by another send (in flight, or
+                its first attempt may have gone out: `ambiguous`), or was launched for a
+                different push; nothing was sent.
             RateLimitError: A 429 whose `Retry-After` exceeds `retry.max_retry_after`, a key
                 paused that long by an earlier 429 (nothing sent), or the attempts ran out.
             APIError: Any other non-success answer (`BadRequestError`,
@@ -437,26 +511,120 @@ class WebPushClient:
                 `ambiguous` whether the push may have gone out.
         """
         launch = self.prepare_launch(push, campaign_id=campaign_id, api_version=api_version)
+        if dedupe_key is not None:
+            return await self._send_once(launch, dedupe_key, on_attempt, retry_ambiguous)
         # send_prepared's two lines, inlined: one coroutine less on every launch.
         return self._result(await self._request(launch.endpoint, launch.request, on_attempt))
 
     async def send_prepared(
-        self, launch: PreparedLaunch, *, on_attempt: AttemptHook | None = None
+        self,
+        launch: PreparedLaunch,
+        *,
+        on_attempt: AttemptHook | None = None,
+        dedupe_key: str | None = None,
+        retry_ambiguous: bool = False,
     ) -> LaunchResult:
         """Send a launch from `prepare_launch`: exactly its bytes, on every attempt.
 
         Args:
             launch: From `prepare_launch`.
             on_attempt: As for `send`.
+            dedupe_key: As for `send`.
+            retry_ambiguous: As for `send`.
 
         Returns:
             Insider's answer.
 
         Raises:
-            InsiderError: As `send` raises, but no `ValidationError`.
+            InsiderError: As `send` raises; a `ValidationError` only for a bad `dedupe_key`.
         """
+        if dedupe_key is not None:
+            return await self._send_once(launch, dedupe_key, on_attempt, retry_ambiguous)
         response = await self._request(launch.endpoint, launch.request, on_attempt)
         return self._result(response)
+
+    async def _send_once(
+        self,
+        launch: PreparedLaunch,
+        dedupe_key: str,
+        on_attempt: AttemptHook | None,
+        retry_ambiguous: bool,
+    ) -> LaunchResult:
+        """`send_prepared` under a dedupe key: look, take it at the wire, settle."""
+        claim = Claim(
+            self._dedupe_ledger(),
+            check_dedupe_key(dedupe_key),
+            launch.digest[:8].hex(),
+            # A holder rewrites its entry at every attempt's gate; between two, an attempt
+            # (timeouts.total) and a backoff (retry.cap) pass at most.
+            lease=self._timeouts.total + self._retry.cap + 1.0,
+            retry_ambiguous=retry_ambiguous,
+        )
+        action = await claim.look()
+        if action is Action.REPLAY and claim.previous is not None:
+            return claim.replayed(claim.previous)
+        if action is not Action.SEND and action is not Action.RESEND:
+            raise claim.conflict(action, claim.previous)
+
+        async def take(number: int) -> None:
+            await claim.take(number)
+            if on_attempt is not None and (pending := on_attempt(number)) is not None:
+                await pending
+
+        try:
+            result = self._result(await self._request(launch.endpoint, launch.request, take))
+        except Taken as lost:  # another holder took the key while this one waited
+            if lost.action is Action.REPLAY and lost.entry is not None:
+                return claim.replayed(lost.entry)
+            raise claim.conflict(lost.action, lost.entry) from None
+        except InsiderError as exc:
+            await self._settle(claim, None, exc)
+            raise
+        await self._settle(claim, result, None)
+        return result
+
+    async def _settle(
+        self, claim: Claim, result: LaunchResult | None, error: InsiderError | None
+    ) -> None:
+        try:
+            await claim.settle(result, error)
+        except TransportError as exc:
+            # The send's own outcome stands; the key stays `sending`, which later reads as
+            # "may have gone out": never a second launch.
+            logger.warning(
+                "dedupe key %r: could not record the outcome (%s); the key reads as "
+                "ambiguous until it expires",
+                claim.key,
+                exc,
+            )
+
+    def _dedupe_ledger(self) -> Ledger:
+        store = self._dedupe_store
+        if isinstance(store, str) and store.startswith(("redis://", "rediss://")):
+            loop = asyncio.get_running_loop()
+            ledger = self._loop_ledgers.get(loop)
+            if ledger is None:
+                ledger = self._loop_ledgers[loop] = self._open_ledger()
+                on_loop_close(self._forget_ledger(loop, ledger))
+            return ledger
+        if self._ledger is None:
+            self._ledger = self._open_ledger()
+        return self._ledger
+
+    def _open_ledger(self) -> Ledger:
+        host = hashlib.sha256(self._base_url.encode()).hexdigest()[:12]
+        namespace = f"dedupe:{host}:{self._key_id}"
+        return open_ledger(self._dedupe_store, namespace, ttl=self._dedupe_ttl)
+
+    def _forget_ledger(
+        self, loop: asyncio.AbstractEventLoop, ledger: Ledger
+    ) -> Callable[[], Awaitable[None]]:
+        async def forget() -> None:  # the loop is ending: its Redis connections with it
+            if self._loop_ledgers.get(loop) is ledger:
+                del self._loop_ledgers[loop]
+            await ledger.aclose()
+
+        return forget
 
     def _result(self, response: Response) -> LaunchResult:
         try:
@@ -641,20 +809,42 @@ class WebPushClient:
                     operation, (endpoint.rate_limit, endpoint.rate_period)
                 )
                 key = (self._base_url, self._key_id, quota)
-                if self._redis_url is not None:
-                    from .redis_limiter import shared_redis_limiter
-
-                    limiter = self._redis_limiters[quota] = shared_redis_limiter(
-                        self._redis_url,
-                        key,
-                        rate_limit,
-                        rate_period,
-                        fallback_processes=self._redis_fallback_processes,
-                    )
-                else:
-                    limiter = shared_limiter(key, rate_limit, rate_period)
+                if self._redis_url is not None:  # one per event loop: not kept below
+                    return self._redis_limiter(key, rate_limit, rate_period)
+                limiter = shared_limiter(key, rate_limit, rate_period)
             self._limiters[quota] = limiter
         return limiter
+
+    def _redis_limiter(self, key: LimiterKey, rate_limit: int, rate_period: float) -> Limiter:
+        from .redis_limiter import shared_redis_limiter
+
+        loop = asyncio.get_running_loop()
+        limiters = self._redis_limiters.get(loop)
+        if limiters is None:
+            limiters = self._redis_limiters[loop] = {}
+            on_loop_close(self._release_redis(loop, limiters))
+        limiter = limiters.get(key[2])
+        if limiter is None:
+            assert self._redis_url is not None
+            limiter = limiters[key[2]] = shared_redis_limiter(
+                self._redis_url,
+                key,
+                rate_limit,
+                rate_period,
+                fallback_processes=self._redis_fallback_processes,
+            )
+        return limiter
+
+    def _release_redis(
+        self, loop: asyncio.AbstractEventLoop, limiters: dict[str, RedisLimiter]
+    ) -> Callable[[], Coroutine[Any, Any, None]]:
+        async def release() -> None:  # in `loop`, when it ends or at close()
+            if self._redis_limiters.get(loop) is limiters:
+                del self._redis_limiters[loop]
+            while limiters:
+                await limiters.popitem()[1].aclose()
+
+        return release
 
     async def _request(
         self,
@@ -668,7 +858,8 @@ class WebPushClient:
         Returns the successful response, or raises the last error. Retries only what the
         outcome table and the retry policy allow.
         """
-        if op is None and self._telemetry is not None:  # again, inside the operation's span
+        if op is None and self._telemetry is not None and self._telemetry.recording():
+            # Again, inside the operation's span: telemetry.Operation records each attempt.
             return await self._telemetry.observe(self._request, endpoint, request, on_attempt)
         limiter = self._limiters.get(endpoint.quota) or self._limiter_for(endpoint)
         max_pause = self._retry.max_retry_after
@@ -688,8 +879,8 @@ class WebPushClient:
                 await limiter.acquire(max_pause=max_pause)
                 if op is not None:
                     op.granted(time.perf_counter() - waiting)
-                if on_attempt is not None:
-                    on_attempt(number)
+                if on_attempt is not None and (pending := on_attempt(number)) is not None:
+                    await pending  # e.g. a journal or dedupe record taken at the wire
 
             started = time.perf_counter() if debug else 0.0
             try:
