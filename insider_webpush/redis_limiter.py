@@ -15,7 +15,10 @@ keeps the key's *theoretical arrival time* TAT, in integer microseconds of Redis
 interval `T = ceil(rate_period * (1 + margin) / (rate_limit + 1 - burst))` (the in-process limiter's
 rate, rounded to the slower side) and the tolerance `tau = (burst - 1) * T`, a call at Redis time
 `now` takes `t = max(TAT, now)`, sets `TAT = t + T`, and answers that its slot begins at `s =
-max(now, t - tau)`. The caller sleeps until then and starts.
+max(now, t - tau)`. The caller sleeps until then and starts. With `on_unavailable="fallback"`,
+a slot that would begin more than `MAX_LEAD * rate_period` after `now` (half a period,
+[`MAX_LEAD`][insider_webpush.redis_limiter.MAX_LEAD]) is not reserved: the caller asks again once
+it would not (see "When Redis is unreachable").
 
 The bound is on those slot times, not on when slots were reserved. Each `t` is at least
 `T` after the previous one, and `t - tau <= s <= t`. The `t` values of the slots that begin
@@ -42,8 +45,10 @@ come back slowly, so their slots are usually dropped: the first moments run belo
 
 Each acquire costs one `EVALSHA` round trip, before it sleeps, plus one more when the process has
 heard nothing from Redis for [`STALE_AFTER`][insider_webpush.redis_limiter.STALE_AFTER] seconds by
-the time its slot comes (see below). A slot whose holder is cancelled is not given back (refunding
-it could let a later window exceed the bound).
+the time its slot comes (see below), and, in fallback mode, one more each time the lead cap
+refuses it (only while more acquirers wait, across every process, than half a period's slots, or
+after a pause or hold longer than that). A slot whose holder is cancelled is not given back
+(refunding it could let a later window exceed the bound).
 
 ## A 429: `RedisLimiter.penalize`
 
@@ -67,13 +72,60 @@ Unreachable means a connection refused, reset or not opened, or no reply within
   sent. Slots already reserved still start: they are part of the bound.
 - `"fallback"`: the process goes on with an in-process
   [`SlidingWindowLimiter`][insider_webpush.limiter.SlidingWindowLimiter] of `rate_limit //
-  expected_processes` per `rate_period`. The bound then holds only if at most `expected_processes`
-  processes share the key. The first local grant waits until the last Redis slot this process knew
-  of has begun, plus a hold of `(expected_processes * local burst + burst) * T`, so the local
-  buckets' first bursts and the Redis tail do not add up. A background probe retries Redis on whole
-  seconds of the wall clock (so processes go back at about the same moment), and on success records
-  the same hold as a pause before Redis slots resume. While some processes are back and others not
-  yet, the bound can be off by what they send in that moment.
+  expected_processes` per `rate_period`, once the slots reserved in Redis are a window old, and
+  goes back to Redis when it answers again, after a hold. The rules below keep the bound.
+
+### The fallback, without overshoot
+
+Write `W` for `rate_period`, `m` for the margin, `n` for `expected_processes`, `c = MAX_LEAD * W`
+(the lead cap, half a period) and `S` for `1.5` s (see the way back). The `n` local limiters keep
+`n * (rate_limit // n) <= rate_limit` in any window together, but their contract says nothing
+of how they place their share inside a window (any window may hold a whole share), so any Redis
+start in a window that also holds local starts could put it over. Both rules therefore keep
+every window that holds a Redis arrival apart from every window that holds a local one. They
+assume what a fallback is for: Redis unreachable for every process at once (killed, stopped,
+restarted, cut off from all of them), at most `n` processes on the key, every one of them in
+fallback mode and running this script.
+
+*Going down.* A process knows its own reservations and the TAT of its last reply, not the
+slots other processes reserved after that: their queues can run as far ahead as they have
+acquirers waiting (the issue this answers: processes that last heard from Redis 0.33 s earlier
+started locally while other processes' Redis slots were still to come). Hence the lead cap: the
+script reserves no slot beginning more than `c` after its own clock. Let `X` be the last moment
+Redis answered anyone. Every Redis slot then begins by `X + c` (a TAT seen beyond that was set
+by a pause or a lost state, not by slots, so it adds nothing), starts at most `D` after it
+begins (the late bound above, which also holds the clock bracket's error), and arrives at most
+`J` after its start, `D + J <= m * W`. The process notices the outage at `d >= X`: a refused
+connection, or a call or a slot's re-check unanswered for
+[`CALL_TIMEOUT`][insider_webpush.redis_limiter.CALL_TIMEOUT]. Its first local start waits until
+`d + c + W * (1 + m) >= X + c + D + J + W`, and any pause it knew of: every window holding a
+Redis arrival ends before it. `d`, `c` and `W` are durations on the process's and Redis's own
+clocks, so no clock offset enters. At 6000 per minute that is 90.3 s after the outage is
+noticed (4.5 s at 300 per 3 s): an outage shorter than that sends nothing, as `"fail"` would,
+but its sends wait instead of failing.
+
+*Coming back.* A background task tries Redis at every whole second of the wall clock, giving up
+each try after 0.25 s, so a process that is down is back at most `S` after Redis answers again:
+its next whole second, its try, and 0.25 s for the clocks of hosts and a late wake-up. No local
+start is made after the try that succeeds. The local starts of every process still count in the
+windows after them, so the try that succeeds records a hold in Redis: no slot reserved from then
+on begins before `W * (1 + m) + S` after it. The first process back records it, at a moment Redis
+was already answering, and every process's last local start is at most `S` after that moment:
+the first Redis start is `W * (1 + m)` after the last local start, and no window holds both
+kinds. A hold is not a pause: it is no 429, it does not count against `max_pause`, and nothing
+reserved before it needs re-checking (slots reserved before the outage are long over; those of a
+process back earlier begin after its own hold; a Redis that answers for less than `S` and goes
+again grants nothing in between, since the hold is longer than `c`). No hold is recorded when no
+process can have started locally yet: a process's first local start comes `c + W * (1 + m)` after
+the outage began at the earliest, so when a try is sent less than that, minus `S` and the try's
+0.25 s, after the last call that got a reply, every process is back before any local start. A
+short outage (up to 88.5 s at 6000 per minute, 2.8 s at 300 per 3 s) costs no hold; a longer
+one a hold of 61.8 s (4.5 s at 300 per 3 s).
+
+Outside those assumptions the bound can be off: a process that did not notice the outage (idle
+through it) reserves without a hold in the moment, at most `S`, between Redis answering again and
+the first process back recording its hold; a process cut off alone goes on locally while the
+others go on through Redis; a process in `"fail"` mode reserves beyond the lead cap.
 
 A Redis that loses the key (a restart without persistence, `FLUSHALL`, an eviction, a
 failover to a replica that missed the last writes) forgets the slots it already handed out,
@@ -91,9 +143,11 @@ persistence (`appendonly yes`) where that matters. The state itself expires
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import math
+import random
 import time
 import weakref
 from collections import deque
@@ -117,6 +171,7 @@ except ImportError as exc:  # the optional extra is not installed
 __all__ = [
     "CALL_TIMEOUT",
     "GCRA_LUA",
+    "MAX_LEAD",
     "STALE_AFTER",
     "RedisLimiter",
     "redis_key",
@@ -134,7 +189,15 @@ reserved slot starts; see the module docstring."""
 CALL_TIMEOUT: Final = 1.0
 """Seconds one script call may take before Redis counts as unreachable."""
 
+MAX_LEAD: Final = 0.5
+"""With `on_unavailable="fallback"`, how far ahead of Redis's clock a slot may begin when it is
+reserved, as a fraction of `rate_period`; see the module docstring."""
+
 _PROBE_EVERY = 1.0  # seconds of the wall clock between tries of an unreachable Redis
+_PROBE_TIMEOUT = 0.25  # seconds a try may take
+# The latest a process that is down comes back after Redis does: its next whole wall-clock
+# second, plus its try, plus 0.25 s for hosts' clocks and a late wake-up.
+_RETURN_SPREAD = _PROBE_EVERY + _PROBE_TIMEOUT + 0.25
 _UNAVAILABLE = (RedisError, OSError)
 
 GCRA_LUA: Final = """
@@ -142,11 +205,14 @@ GCRA_LUA: Final = """
 -- this server's clock. ARGV: 1 emission interval T, 2 tolerance tau = (burst - 1) * T,
 -- 3 ms the state outlives its last slot, 4 the latest TAT the caller has seen, 5 how far
 -- that TAT was ahead of the clock then, 6 a pause in us from now (0: none), 7 '1' to reserve
--- a slot. Returns {wait, now, tat, paused}; the slot begins wait us from now (-1: none).
+-- a slot, 8 the furthest ahead a slot may begin, in us (0 or absent: no limit), 9 a hold in
+-- us from now before which no slot reserved from now on begins (0 or absent: none).
+-- Returns {wait, now, tat, paused}; the slot begins wait us from now (-1: none reserved).
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local T, tau, keep = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local seen, lead, pause = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local cap, hold = tonumber(ARGV[8]) or 0, tonumber(ARGV[9]) or 0
 local state = redis.call('HMGET', KEYS[1], 'tat', 'paused')
 local tat = tonumber(state[1]) or now
 local paused = tonumber(state[2]) or 0
@@ -162,12 +228,19 @@ if pause > 0 and now + pause > paused then
   if tat < paused + tau then tat = paused + tau end
   changed = true
 end
+if hold > 0 and tat < now + hold + tau then
+  tat = now + hold + tau
+  changed = true
+end
 local wait = -1
 if ARGV[7] == '1' then
   local t = math.max(tat, now)
-  wait = math.max(0, t - tau - now)
-  tat = t + T
-  changed = true
+  local begins = math.max(now, t - tau)
+  if cap <= 0 or begins - now <= cap then
+    wait = begins - now
+    tat = t + T
+    changed = true
+  end
 end
 if changed then
   redis.call('HSET', KEYS[1], 'tat', tat, 'paused', paused)
@@ -176,8 +249,8 @@ end
 return {wait, now, tat, paused}
 """
 """The GCRA script, run with one `EVALSHA` per acquire (see the module docstring). In one call
-it reserves a slot (or only reads the state), records a pause, and restarts a state Redis
-lost."""
+it reserves a slot (or only reads the state), records a pause or a hold, and restarts a state
+Redis lost. A slot that would begin more than the lead cap ahead is not reserved."""
 
 
 def _new_client(url: str) -> aioredis.Redis:
@@ -334,6 +407,11 @@ class RedisLimiter:
         self._tau_us = (self.burst - 1) * self._emission_us
         self._keep_ms = math.ceil(self.rate_period * 1000)
         self._late_limit = self.margin * self.rate_period / 2
+        # Fallback only ("fail" reserves as before): no slot begins more than this ahead.
+        fallback = on_unavailable == "fallback"
+        self._lead_cap_us = math.ceil(MAX_LEAD * self.rate_period * 1e6) if fallback else 0
+        # From losing Redis to the first local start: the last Redis slot's window is over.
+        self._fallback_delay = MAX_LEAD * self.rate_period + self.rate_period * (1 + self.margin)
         self.dropped_slots = 0
         """Slots reserved but not used: begun too late, or inside a pause."""
         # What this process knows: Redis times in us, local times on the event loop clock.
@@ -342,7 +420,7 @@ class RedisLimiter:
         self._paused_until = 0  # the latest pause end any reply showed
         self._clock = _ClockMap()
         self._last_heard = -math.inf  # when the last reply arrived
-        self._stream_end = -math.inf  # when the last slot known to this process begins
+        self._alive_at = -math.inf  # when the last call that got a reply was sent
         self._resume_at = -math.inf  # end of a pause this process's own penalize() set
         # penalize() is synchronous; a task carries the pause to Redis.
         self._pause_target = -math.inf
@@ -352,6 +430,8 @@ class RedisLimiter:
         self._fallback: SlidingWindowLimiter | None = None
         self._fallback_from = -math.inf
         self._down = False
+        self._up = asyncio.Event()  # set while Redis answers: wakes acquirers waiting to fall back
+        self._up.set()
         self._probe_task: asyncio.Task[None] | None = None
         self._users = 1
         self._on_close: Callable[[], Awaitable[None]] | None = None
@@ -457,6 +537,9 @@ class RedisLimiter:
                     ) from None
                 self._go_down(loop, exc)
                 continue
+            if not isinstance(slot, _Slot):  # over the lead cap: ask again later
+                await asyncio.sleep(slot)
+                continue
             if (wait := slot.deadline - loop.time()) > 0:
                 await asyncio.sleep(wait)
                 if loop.time() - self._last_heard > STALE_AFTER:
@@ -522,9 +605,16 @@ class RedisLimiter:
     # -- Redis ----------------------------------------------------------------------------
 
     async def _call(
-        self, loop: asyncio.AbstractEventLoop, *, reserve: bool, pause_us: int = 0
-    ) -> tuple[int, int]:
-        """Run the script; returns Redis's `(wait_us, now_us)` and learns from the reply."""
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        reserve: bool,
+        pause_us: int = 0,
+        hold_us: int = 0,
+        give_up_after: float = CALL_TIMEOUT,
+    ) -> tuple[int, int, int]:
+        """Run the script; returns Redis's `(wait_us, now_us, tat_us)` and learns from the
+        reply."""
         args = (
             self._emission_us,
             self._tau_us,
@@ -533,13 +623,15 @@ class RedisLimiter:
             self._seen_lead,
             pause_us,
             1 if reserve else 0,
+            self._lead_cap_us,
+            hold_us,
         )
         task = asyncio.current_task()
         cancels = task.cancelling() if task is not None else 0
         sent = loop.time()
         error: BaseException | None = None
         try:
-            async with asyncio.timeout(CALL_TIMEOUT):
+            async with asyncio.timeout(give_up_after):
                 reply = await self._script(keys=[self.key], args=args)
         except _UNAVAILABLE as exc:  # TimeoutError included
             error = exc
@@ -552,14 +644,21 @@ class RedisLimiter:
         wait, now, tat, paused = _four(reply)
         self._clock.add(sent, arrived, now)
         self._last_heard = arrived
+        self._alive_at = max(self._alive_at, sent)
         if tat > self._seen_tat:
             self._seen_tat, self._seen_lead = tat, max(0, tat - now)
-        self._stream_end = max(self._stream_end, self._clock.latest(tat))
         self._paused_until = max(self._paused_until, paused)
-        return wait, now
+        return wait, now, tat
 
-    async def _reserve(self, loop: asyncio.AbstractEventLoop) -> _Slot:
-        wait, now = await self._call(loop, reserve=True)
+    async def _reserve(self, loop: asyncio.AbstractEventLoop) -> _Slot | float:
+        """A slot; or, when it would begin beyond the lead cap, the seconds to wait before
+        asking again."""
+        wait, now, tat = await self._call(loop, reserve=True)
+        if wait < 0:
+            # The first slot free begins this far beyond the cap. Spread the retries over
+            # half the cap: everyone refused asking again at once would be refused again.
+            beyond = max(tat, now) - self._tau_us - now - self._lead_cap_us
+            return max(0, beyond) / 1e6 + random.uniform(0, self._lead_cap_us / 2e6)
         begins = now + wait
         return _Slot(begins, self._clock.latest(begins), self._clock.earliest(begins))
 
@@ -569,6 +668,8 @@ class RedisLimiter:
         except _Unavailable as exc:
             # The slot itself is sound; only a pause other processes set may go unseen.
             logger.debug("%s: could not re-check for a pause: %s", self.key, exc)
+            if self.on_unavailable == "fallback":
+                self._go_down(loop, exc)  # the sooner it is noticed, the sooner local starts
 
     async def _send_pause(self, loop: asyncio.AbstractEventLoop) -> None:
         """Record this process's pauses in Redis, the latest one each round."""
@@ -590,13 +691,6 @@ class RedisLimiter:
 
     # -- fallback -------------------------------------------------------------------------
 
-    @property
-    def _hold(self) -> float:
-        """Seconds that cover the bursts of every process's local limiter and of Redis."""
-        assert self._fallback is not None
-        bursts = self.expected_processes * self._fallback.burst + self.burst
-        return bursts * self._emission_us / 1e6
-
     def _go_down(self, loop: asyncio.AbstractEventLoop, exc: Exception) -> None:
         if self._down:
             return
@@ -604,35 +698,55 @@ class RedisLimiter:
             share = max(1, self.rate_limit // self.expected_processes)
             self._fallback = SlidingWindowLimiter(share, self.rate_period, margin=self.margin)
         self._down = True
-        self._fallback_from = max(loop.time(), self._stream_end) + self._hold
+        self._up.clear()
+        # Every Redis slot, reserved before Redis went, begins by now + the lead cap: local
+        # starts wait until the window of the last one is over (see the module docstring).
+        self._fallback_from = loop.time() + self._fallback_delay
         logger.warning(
-            "%s: Redis is unreachable (%s); this process goes on alone at %d per %ss until it "
+            "%s: Redis is unreachable (%s); this process goes on alone at %d per %ss, from "
+            "%.1f s from now (when the slots reserved in Redis are a window old), until it "
             "is back",
             self.key,
             exc,
             self._fallback.rate_limit,
             self.rate_period,
+            self._fallback_delay,
         )
         if self._probe_task is None or self._probe_task.done():
             self._probe_task = loop.create_task(self._probe(loop))
 
     async def _fallback_grant(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Start locally, once that may begin; False: look at the state again first."""
         assert self._fallback is not None
-        if (wait := self._fallback_from - loop.time()) > 0:
-            await asyncio.sleep(wait)
+        # A pause read from Redis before it went still holds.
+        begin = max(self._fallback_from, loop.time() + self.paused_for())
+        if (wait := begin - loop.time()) > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._up.wait()
+            return False  # back on Redis meanwhile, or paused
         await self._fallback.acquire()
         # Back on Redis meanwhile, or paused: this grant is spent unused.
         return self._down and loop.time() >= self._resume_at
 
+    def _return_hold_us(self, loop: asyncio.AbstractEventLoop) -> int:
+        """The hold to record in Redis on coming back: 0 when no process can have started
+        locally yet (see the module docstring)."""
+        back_by = loop.time() + _PROBE_TIMEOUT + _RETURN_SPREAD
+        if back_by < self._alive_at + self._fallback_delay:
+            return 0
+        return math.ceil((self.rate_period * (1 + self.margin) + _RETURN_SPREAD) * 1e6)
+
     async def _probe(self, loop: asyncio.AbstractEventLoop) -> None:
-        hold_us = math.ceil(self._hold * 1e6)
         while self._down:
             await asyncio.sleep(_PROBE_EVERY - time.time() % _PROBE_EVERY)
+            hold_us = self._return_hold_us(loop)
             try:
-                await self._call(loop, reserve=False, pause_us=hold_us)
+                await self._call(loop, reserve=False, hold_us=hold_us, give_up_after=_PROBE_TIMEOUT)
             except _Unavailable:
                 continue
             self._down = False
+            self._up.set()
             logger.warning("%s: Redis is back; the quota is shared again", self.key)
 
 

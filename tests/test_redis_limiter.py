@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import logging
 import random
 import subprocess
 import sys
@@ -321,48 +320,7 @@ async def test_penalize_pauses_every_instance_and_their_reserved_slots(
     assert b.dropped_slots >= 3  # the three inside the pause (more if one came back late)
 
 
-@pytest.mark.slow  # a real-time soak: Python 3.11 only in CI (.ci/run)
-@pytest.mark.redis
-async def test_fallback_while_redis_is_down_then_back_to_redis(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.WARNING, logger="insider_webpush")
-    server = RedisServer(require_redis_server(), tmp_path, port=free_port())
-    loop = asyncio.get_running_loop()
-    try:
-        async with (
-            FakeInsider(rate_limit=40, rate_period=1.0) as fake,
-            fake.client(redis_url=server.url, redis_fallback_processes=2) as client,
-        ):
-
-            async def sender() -> None:
-                while True:
-                    await client.send(PUSH)
-
-            started = loop.time()
-            senders = [asyncio.create_task(sender()) for _ in range(8)]
-            await asyncio.sleep(2.2)
-            await asyncio.to_thread(server.start)  # Redis comes (back)
-            await asyncio.sleep(started + 5.3 - loop.time())
-            for task in senders:
-                task.cancel()
-            results = await asyncio.gather(*senders, return_exceptions=True)
-            assert all(isinstance(r, asyncio.CancelledError) for r in results), results
-            times = [r.arrived_at for r in fake.requests]
-            assert fake.count(429) == 0
-            assert fake.max_in_window(1.0) <= 40
-    finally:
-        server.stop()
-    first = times[0]
-    alone = sum(1 for t in times if t < first + 2.0)
-    assert 36 <= alone <= 40  # 20 per second: this process's share of 2 processes
-    shared = sum(1 for t in times if first + 4.0 <= t < first + 5.0)
-    # The whole quota again, through Redis: well above the 20 a second of going on alone
-    # (a loaded 2-core CI machine measured 33 to 40 of the 40).
-    assert shared >= 30
-    messages = [r.getMessage() for r in caplog.records]
-    assert any("Redis is unreachable" in m for m in messages)
-    assert any("Redis is back" in m for m in messages)
+# The fallback (on_unavailable="fallback") is tested in tests/test_redis_fallback.py.
 
 
 @pytest.mark.redis
