@@ -51,7 +51,7 @@ from .errors import (
     error_for_status,
     redact,
 )
-from .ledger import DEFAULT_DEDUPE_TTL, Action, Claim, Ledger, Taken, open_ledger
+from .ledger import DEFAULT_DEDUPE_TTL, Action, Claim, Journal, Ledger, Taken, open_ledger
 from .limiter import Limiter, LimiterKey, key_fingerprint, paused_error, shared_limiter
 from .models import (
     DEFAULT_LANGUAGE,
@@ -689,7 +689,7 @@ class WebPushClient:
         pushes: batch.Pushes,
         *,
         concurrency: int = batch.DEFAULT_CONCURRENCY,
-        journal: str | os.PathLike[str] | None = None,
+        journal: str | os.PathLike[str] | Journal | None = None,
         retry_ambiguous: bool = False,
         stop: asyncio.Event | None = None,
     ) -> batch.BatchResult:
@@ -701,15 +701,18 @@ class WebPushClient:
         [`insider_webpush.batch`][insider_webpush.batch] for the journal's format and rules.
 
         Args:
-            pushes: An iterable or async iterable of `WebPush` or `(campaign_id, WebPush)`
-                pairs ([`PushItem`][insider_webpush.batch.PushItem]), pulled lazily, one
-                item at a time (a sync iterable is read on the event loop).
+            pushes: An iterable or async iterable of `WebPush`, `(campaign_id, WebPush)`
+                pairs or [`Launch`][insider_webpush.batch.Launch] items (with a dedupe key)
+                ([`PushItem`][insider_webpush.batch.PushItem]), pulled lazily, one item at a
+                time (a sync iterable is read on the event loop).
             concurrency: Workers sending at once, 1 to 10,000 (default 64); never more than
                 the input's length when it has one.
             journal: A path (`str` or `os.PathLike`) to a JSONL journal that every attempt
-                is written ahead to. Rerunning the same batch with it skips what it recorded
-                as done, resends what certainly failed, and reports without resending every
-                push that may have gone out. None (the default): no journal.
+                is written ahead to, or a [`Journal`][insider_webpush.ledger.Journal]`(store,
+                name)` kept in Redis or SQLite (then a rerun may run on another host).
+                Rerunning the same batch with it skips what it recorded as done, resends what
+                certainly failed, and reports without resending every push that may have gone
+                out. None (the default): no journal.
             retry_ambiguous: On a rerun with a journal, also resend the pushes that may have
                 gone out: your decision to risk a duplicate (default False).
             stop: An `asyncio.Event` that stops the batch gracefully once set (e.g. from a
@@ -744,7 +747,7 @@ class WebPushClient:
         pushes: batch.Pushes,
         *,
         concurrency: int = batch.DEFAULT_CONCURRENCY,
-        journal: str | os.PathLike[str] | None = None,
+        journal: str | os.PathLike[str] | Journal | None = None,
         retry_ambiguous: bool = False,
         stop: asyncio.Event | None = None,
     ) -> AsyncGenerator[batch.Outcome, None]:

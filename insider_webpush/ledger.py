@@ -514,6 +514,14 @@ class MemoryLedger:
         """Nothing to release: the entries stay for the life of the process."""
 
 
+def _after_fork_in_child() -> None:
+    MemoryLedger._lock = threading.Lock()  # it may have been held by a thread that is gone
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 # A failed swap whose key has no entry any more (it expired under its holder): the holder
 # lost it, and the caller must look again. An entry no key can have.
 _GONE: Final = Entry(State.AMBIGUOUS, "", owner="gone")

@@ -30,6 +30,7 @@ import asyncio
 import hashlib
 import logging
 import math
+import os
 import threading
 from typing import Protocol, runtime_checkable
 
@@ -301,6 +302,21 @@ LimiterKey = tuple[str, str, str]
 
 _registry: dict[LimiterKey, SlidingWindowLimiter] = {}
 _registry_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    # A lock held by a thread of the parent stays held in the child, whose threads are gone;
+    # so are the waiters (they belong to the parent's loops). The limiters keep their state:
+    # the parent's starts still count in the child's windows.
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    for limiter in _registry.values():
+        limiter._lock = threading.Lock()
+        limiter._queue = {}
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def shared_limiter(key: LimiterKey, rate_limit: int, rate_period: float) -> SlidingWindowLimiter:
