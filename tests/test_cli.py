@@ -104,7 +104,13 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ThreadedFake]:
 
 @pytest.fixture(autouse=True)
 def _no_inherited_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("INSIDER_API_KEY", "INSIDER_PARTNER_ID", "INSIDER_BASE_URL"):
+    for name in (
+        "INSIDER_API_KEY",
+        "INSIDER_PARTNER_ID",
+        "INSIDER_BASE_URL",
+        "INSIDER_REDIS_URL",
+        "INSIDER_DEDUPE_STORE",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -149,6 +155,46 @@ def test_send_prints_the_campaign_id(server: ThreadedFake, capsys: pytest.Captur
         "target": {"attribute": "d_wp_browser", "values": ["Edg", "Chrome"]},
         "include_unengage": True,
     }
+
+
+def test_send_with_a_dedupe_key_launches_once_across_processes(
+    server: ThreadedFake, capsys: pytest.CaptureFixture[str], tmp_path: Path
+):
+    store = str(tmp_path / "dedupe.sqlite")  # a file: shared by every process of the host
+    args = (*SEND_ARGS, "--dedupe-key", "order-4711:welcome", "--dedupe-store", store)
+    code, first, _ = run(capsys, *args)
+    assert code == 0
+    again = subprocess.run(  # another process: the record is in the file, not in memory
+        [sys.executable, "-m", "insider_webpush", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "INSIDER_API_KEY": KEY},
+    )
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first
+    assert "already launched under dedupe key 'order-4711:welcome'" in again.stderr
+    assert len(server.launches()) == 1
+
+
+def test_redis_and_dedupe_store_passwords_are_never_shown(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("INSIDER_API_KEY", KEY)
+    monkeypatch.setenv("INSIDER_PARTNER_ID", PARTNER)
+    code, out, err = run(
+        capsys,
+        *SEND_ARGS,
+        "--base-url",
+        "http://127.0.0.1:1",
+        "--redis-url",
+        "redis://:hunter2-secret@127.0.0.1:1/0",
+        "--dedupe-key",
+        "k",
+    )
+    assert code == 1
+    assert "hunter2-secret" not in out + err
+    assert "unreachable" in err
 
 
 @pytest.mark.parametrize(

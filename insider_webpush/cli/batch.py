@@ -152,9 +152,7 @@ async def run(args: argparse.Namespace, out: Output) -> int:
     try:
         async with WebPushClient(
             creds.api_key,
-            partner_id=creds.partner_id,
-            base_url=creds.base_url,
-            proxy=creds.proxy,
+            **creds.client_options(),
             rate_limit=args.rate_limit,
             rate_period=args.rate_period,
         ) as client:

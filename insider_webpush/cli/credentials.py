@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import attrs
@@ -20,6 +21,9 @@ from ._common import UsageError
 KEY_VARIABLE = "INSIDER_API_KEY"
 PARTNER_VARIABLE = "INSIDER_PARTNER_ID"
 URL_VARIABLE = "INSIDER_BASE_URL"
+REDIS_VARIABLE = "INSIDER_REDIS_URL"
+DEDUPE_VARIABLE = "INSIDER_DEDUPE_STORE"
+_URL_FLAGS = ("--proxy", "--redis-url", "--dedupe-store")  # URLs that may hold a password
 _KEY_FLAG = "--api-key"
 
 
@@ -30,6 +34,18 @@ class Credentials:
     base_url: str
     key_source: str  # what to check when the key is refused: the flag or the variable
     proxy: str | None = attrs.field(default=None, repr=False)  # None: the environment's
+    redis_url: str | None = attrs.field(default=None, repr=False)
+    dedupe_store: str | None = attrs.field(default=None, repr=False)
+
+    def client_options(self) -> dict[str, Any]:
+        """The `WebPushClient` arguments every command shares."""
+        return {
+            "partner_id": self.partner_id,
+            "base_url": self.base_url,
+            "proxy": self.proxy,
+            "redis_url": self.redis_url,
+            "dedupe_store": self.dedupe_store,
+        }
 
 
 def credentials(args: argparse.Namespace) -> Credentials:
@@ -47,6 +63,8 @@ def credentials(args: argparse.Namespace) -> Credentials:
         base_url=args.base_url or os.environ.get(URL_VARIABLE) or DEFAULT_BASE_URL,
         key_source=_KEY_FLAG if args.api_key else KEY_VARIABLE,
         proxy=getattr(args, "proxy", None) or None,
+        redis_url=getattr(args, "redis_url", None) or os.environ.get(REDIS_VARIABLE) or None,
+        dedupe_store=getattr(args, "dedupe_store", None) or os.environ.get(DEDUPE_VARIABLE) or None,
     )
 
 
@@ -58,11 +76,12 @@ def secrets_in(argv: Sequence[str]) -> list[str]:
     """
     found = [os.environ.get(KEY_VARIABLE, "")]
     proxies = [v for k, v in os.environ.items() if k.lower().endswith("_proxy")]
+    proxies += [os.environ.get(REDIS_VARIABLE, ""), os.environ.get(DEDUPE_VARIABLE, "")]
     for i, arg in enumerate(argv):
         if not arg.startswith("--"):
             continue
         name, equals, value = arg.partition("=")
-        if name == "--proxy":
+        if name in _URL_FLAGS:
             proxies.append(value if equals else argv[i + 1] if i + 1 < len(argv) else "")
             continue
         if not _looks_like_key_flag(name):
@@ -85,5 +104,7 @@ def _proxy_password(url: str) -> list[str]:
 
 
 def _looks_like_key_flag(name: str) -> bool:
+    if name == "--dedupe-key":  # a name for a launch, shown as given: not a secret
+        return False
     letters = "".join(c for c in name.lower() if c.isalpha())
     return letters.startswith(("api", "key", "apik", "token", "secret")) or "key" in letters

@@ -116,6 +116,12 @@ def build_parser() -> Parser:
         "--campaign-id", type=positive_int, help="launch this draft (see the SDK's create)"
     )
     send.add_argument("--api-version", choices=("v1", "v2"), default="v2")
+    send.add_argument(
+        "--dedupe-key",
+        metavar="KEY",
+        help="launch this push at most once under KEY (across every process sharing "
+        "--dedupe-store): a key already launched prints its campaign id and sends nothing",
+    )
 
     batch = commands.add_parser(
         "batch",
@@ -246,6 +252,21 @@ def _add_connection_options(group: Any, *, default: object) -> None:
         default=default,
         help="send through this proxy, http://[user:password@]host:port (default: "
         "$HTTPS_PROXY unless $NO_PROXY lists the API's host; the password is never shown)",
+    )
+    group.add_argument(
+        "--redis-url",
+        metavar="URL",
+        default=default,
+        help="share the key's quota (and dedupe keys) with every process and host using this "
+        "Redis, redis://[:password@]host:port/db (default: $INSIDER_REDIS_URL; none: this "
+        "process alone; the password is never shown)",
+    )
+    group.add_argument(
+        "--dedupe-store",
+        metavar="URL|PATH",
+        default=default,
+        help="where dedupe keys are recorded: a redis:// URL or an SQLite file (default: "
+        "$INSIDER_DEDUPE_STORE, else --redis-url, else this process's memory)",
     )
 
 

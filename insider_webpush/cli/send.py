@@ -36,14 +36,20 @@ async def run(args: argparse.Namespace, out: Output) -> int:
     creds = credentials(args)
     if creds.partner_id is None:
         raise UsageError(f"no partner id: set {PARTNER_VARIABLE} (or pass --partner-id)")
-    async with WebPushClient(
-        creds.api_key, partner_id=creds.partner_id, base_url=creds.base_url, proxy=creds.proxy
-    ) as client:
+    async with WebPushClient(creds.api_key, **creds.client_options()) as client:
         try:
             result = await client.send(
-                push, campaign_id=args.campaign_id, api_version=args.api_version
+                push,
+                campaign_id=args.campaign_id,
+                api_version=args.api_version,
+                dedupe_key=args.dedupe_key,
             )
         except AuthenticationError as exc:
             raise UsageError(refused(exc, creds.key_source)) from None
     out.echo(str(result.campaign_id))
+    if result.replayed:
+        out.echo(
+            f"(already launched under dedupe key {args.dedupe_key!r}: nothing was sent)",
+            err=True,
+        )
     return EXIT_OK
