@@ -49,7 +49,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any, Final, NamedTuple, Protocol, runtime_checkable
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import aiohttp
 from yarl import URL
@@ -395,24 +395,22 @@ class _Route:
     def __init__(self, prefix: str, proxy: _Proxy | None, plain: bool) -> None:
         self.prefix = prefix
         self.proxy = proxy
-        self.plain = plain
+        self.plain = plain and proxy is not None  # sent to the proxy as it is, no tunnel
         self.proxy_url = proxy.url if proxy is not None else None
         auth = proxy.authorization if proxy is not None else None
-        self.proxy_headers = {"Proxy-Authorization": auth} if auth and not plain else None
+        self.proxy_headers = {"Proxy-Authorization": auth} if auth and not self.plain else None
         # The request's headers with Proxy-Authorization added, by the identity of the
         # request's: a client passes the same mapping on every request.
         self._merged: tuple[Mapping[str, str] | None, Mapping[str, str]] = (None, {})
 
     def headers(self, headers: Mapping[str, str]) -> Mapping[str, str]:
-        proxy = self.proxy
-        if proxy is None or proxy.authorization is None or not self.plain:
+        """The request's headers, with the proxy's credentials when it is sent as it is."""
+        auth = self.proxy.authorization if self.plain and self.proxy is not None else None
+        if auth is None:
             return headers
         merged = self._merged
         if merged[0] is not headers:
-            merged = self._merged = (
-                headers,
-                {**headers, "Proxy-Authorization": proxy.authorization},
-            )
+            merged = self._merged = (headers, {**headers, "Proxy-Authorization": auth})
         return merged[1]
 
 
@@ -458,7 +456,7 @@ class _Router:
                 self._routes[prefix] = route
         return route
 
-    def _proxy_for(self, scheme: str, parts: Any) -> _Proxy | None:
+    def _proxy_for(self, scheme: str, parts: SplitResult) -> _Proxy | None:
         if self._explicit is not None:
             return self._explicit  # as requests does: an explicit proxy ignores NO_PROXY
         value = self._env.get(scheme)
@@ -739,9 +737,11 @@ class AiohttpTransport:
                 proxy_headers=route.proxy_headers if route is not None else None,
             ) as response:
                 body = await response.read()
-                if response.status != 407 or route is None or route.proxy is None:
+                if response.status != 407 or route is None or not route.plain:
                     return Response(response.status, response.headers, body)
-            # The proxy refused to forward a plain http:// request: it never went further.
+            # The proxy refused to forward a plain http:// request (407 is the proxy's own
+            # status; through a CONNECT tunnel it would be the server's): it went no further.
+            assert route.proxy is not None
             error = _proxy_refused(route.proxy, 407)
         except (aiohttp.ClientError, OSError, _StaleConnection) as exc:
             error = _failure(attempt, tracker, exc, timeouts, request, route)

@@ -24,7 +24,9 @@ import aiohttp
 import pytest
 
 from insider_webpush import (
+    APIError,
     FakeInsider,
+    Fault,
     RetryPolicy,
     TransportError,
     ValidationError,
@@ -350,6 +352,25 @@ async def test_a_refused_connect_sends_nothing_and_takes_no_grant(
     assert [s.method for s in locked_proxy.seen] == ["CONNECT", "CONNECT"]
     assert limiter.grants == []  # the gate never ran: no grant spent
     assert fake.requests == []
+
+
+async def test_a_407_from_the_server_through_a_tunnel_is_the_servers_answer(
+    fake: FakeInsider, tls_fake: TlsFront, proxy: RecordingProxy, certificates: Certificates
+) -> None:
+    fake.faults.append(Fault(status=407, at={0}))  # Insider itself, past the proxy
+    connector = WireConnector(ssl=certificates.client_context())
+    async with aiohttp.ClientSession(connector=connector) as session:
+        client = fake.client(
+            base_url=f"https://127.0.0.1:{tls_fake.port}",
+            session=session,
+            proxy=proxy.url,
+            retry=RetryPolicy.never(),
+        )
+        async with client:
+            with pytest.raises(APIError) as caught:
+                await client.send(PUSH)
+    assert caught.value.status == 407
+    assert [s.method for s in proxy.seen] == ["CONNECT"]
 
 
 # -- a proxy that is down ------------------------------------------------------------------------
