@@ -17,8 +17,8 @@ python tests/fleet_support.py pool CONFIG_JSON
     ``WebPushClient(redis_url=...)`` (the Redis quota and dedupe store), sending its list of
     dedupe keys. One process is SIGKILLed mid-run and its whole list is then run again by a
     fresh process, as a supervisor reruns a crashed job. Prints one JSON line: every send's
-    outcome and the killed process's pid. Run in a fresh process so that ``fork`` happens in
-    a process with one thread, never inside pytest.
+    outcome, the exit codes, and when the kill, the end and the rerun came. Run in a fresh
+    process so that ``fork`` happens in a process with one thread, never inside pytest.
 
 Each push carries its dedupe key in its title (``fleet <key>``), so the server's records show
 how many times each key was launched.
@@ -70,6 +70,8 @@ TITLE_PREFIX = "fleet "
 START_TIMEOUT = 30.0  # seconds for a helper process to be ready
 IN_FLIGHT_WAIT = 0.05  # seconds between two asks about a key in flight in another process
 IN_FLIGHT_ASKS = 200  # 10 s of asks
+POOL_TIMEOUT = 2.0  # seconds an attempt of a pool process's client may take
+POOL_RETRY_CAP = 0.5  # seconds of its longest backoff
 
 
 def push_for(key: str) -> dict[str, Any]:
@@ -452,7 +454,9 @@ def _pool_main(config: Mapping[str, Any]) -> dict[str, Any]:
     jobs: list[list[str]] = config["jobs"]
     methods: list[str] = config["start_methods"]
     out_dir = Path(config["out_dir"])
-    ready = multiprocessing.get_context("spawn").Event()  # usable by fork children too
+    # Every process, and this one, wait here once ready: all start sending together, so that
+    # two processes sending one key race (a spawn process takes longer to import).
+    ready = multiprocessing.get_context("spawn").Barrier(len(jobs) + 1)
     processes = []
     for n, (method, keys) in enumerate(zip(methods, jobs, strict=True)):
         context = multiprocessing.get_context(method)
@@ -461,7 +465,8 @@ def _pool_main(config: Mapping[str, Any]) -> dict[str, Any]:
         )
         process.start()
         processes.append(process)
-    ready.set()  # every process has started: go
+    ready.wait(START_TIMEOUT)
+    began = time.monotonic()
     victim = processes[config["kill_index"]]
     out = out_dir / f"{config['kill_index']}.jsonl"
     killed_after = config["kill_after"]
@@ -472,16 +477,23 @@ def _pool_main(config: Mapping[str, Any]) -> dict[str, Any]:
     if killed:
         assert victim.pid is not None
         os.kill(victim.pid, signal.SIGKILL)
+    killed_at = time.monotonic() - began
     for process in processes:
         process.join(60)
+    joined_at = time.monotonic() - began
     # The crashed process's job, rerun from the start by a fresh process (as a supervisor
     # would): what it had launched must be replayed, not sent again.
-    rerun = multiprocessing.get_context("spawn").Process(
+    rerun = multiprocessing.get_context("fork").Process(
         target=pool_process,
         args=(dict(config), jobs[config["kill_index"]], str(out_dir / "rerun.jsonl"), None),
     )
     rerun.start()
     rerun.join(60)
+    seconds = {
+        "killed": round(killed_at, 2),
+        "joined": round(joined_at, 2),
+        "rerun": round(time.monotonic() - began - joined_at, 2),
+    }
     outcomes = []
     for path in sorted(out_dir.glob("*.jsonl")):
         outcomes += [json.loads(line) for line in path.read_text().splitlines()]
@@ -490,6 +502,7 @@ def _pool_main(config: Mapping[str, Any]) -> dict[str, Any]:
         "killed": killed,
         "killed_done": _lines(out),
         "exit_codes": [p.exitcode for p in processes] + [rerun.exitcode],
+        "seconds": seconds,
     }
 
 
@@ -502,14 +515,22 @@ def _lines(path: Path) -> int:
 
 def pool_process(config: dict[str, Any], keys: list[str], out: str, ready: Any) -> None:
     """One pool process: wait for the start, then send ``keys`` through one async client."""
+    import insider_webpush  # noqa: F401 - imported before the start, not in the race
+
     if ready is not None:
-        ready.wait(30)
+        ready.wait(START_TIMEOUT)
     with open(out, "a", encoding="utf-8", buffering=1) as report:  # a line per outcome
         asyncio.run(_send_keys(config, keys, report))
 
 
 async def _send_keys(config: Mapping[str, Any], keys: Sequence[str], report: IO[str]) -> None:
-    from insider_webpush import DedupeConflictError, InsiderError, WebPushClient, push_from_dict
+    from insider_webpush import (
+        DedupeConflictError,
+        InsiderError,
+        RetryPolicy,
+        WebPushClient,
+        push_from_dict,
+    )
 
     queue: asyncio.Queue[str] = asyncio.Queue()
     for key in keys:
@@ -544,6 +565,10 @@ async def _send_keys(config: Mapping[str, Any], keys: Sequence[str], report: IO[
         rate_limit=config["rate_limit"],
         rate_period=config["rate_period"],
         redis_url=config["redis_url"],
+        # A short attempt and backoff: a key held by a killed process counts as in flight
+        # for one attempt and one backoff (plus 1 s), then as ambiguous; the rerun waits that.
+        timeout=POOL_TIMEOUT,
+        retry=RetryPolicy(cap=POOL_RETRY_CAP),
     ) as client:
         await asyncio.gather(*(sender(client) for _ in range(config["concurrency"])))
 

@@ -1,0 +1,163 @@
+"""examples/celery/ as a fleet runs it: a real redis-server (broker, result backend, quota and
+dedupe store), FakeInsider in a process of its own at a scaled quota, and a real Celery worker
+with 4 prefork processes and ``acks_late``, one of them SIGKILLed mid-run.
+
+The mix: 1,800 dedupe keys, each enqueued once, and 200 of them enqueued a second time, 2,000
+tasks in all: 100 seconds right behind their first (another pool process takes it a moment
+later, while the first is in flight) and 100 at the end of the queue (the first long done).
+The killed process's task is delivered again (``task_reject_on_worker_lost``).
+
+The checks (tests/fleet_support.py's ``check_fleet``): every key launched exactly once, or a
+run of its task reported it ambiguous (then at most once); every task ended with its key's
+campaign id (the later ones ``replayed``) or ambiguous; no sliding window at the server over
+the quota; 0 x 429. About 25 s (1,800 launches at 200 per 2 s).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "celery"
+
+
+def load(name: str, path: Path) -> ModuleType:
+    """A helper module by its path (tests/ is not on sys.path), registered under ``name``:
+    its dataclasses need that."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+fleet = load("fleet_support", ROOT / "tests" / "fleet_support.py")
+
+RATE_LIMIT = 200
+RATE_PERIOD = 2.0
+KEYS = 1800
+TASK = "push_tasks.send_push"
+KILL_AT = 0.35  # the share of tasks done when a pool process is killed
+
+
+def queue_order() -> tuple[list[str], list[str]]:
+    """The keys, and the order their tasks are enqueued in (2,000: 200 keys twice)."""
+    keys = [f"order-{n:04d}:welcome" for n in range(KEYS)]
+    order = []
+    for n, key in enumerate(keys):
+        order.append(key)
+        if n % 18 == 0:  # 100 keys: a second task right behind the first
+            order.append(key)
+    order += keys[9::18]  # 100 other keys: a second task at the end of the queue
+    return keys, order
+
+
+redis_server = fleet.redis_server  # the fixture: a redis-server of this test alone
+
+
+def outcome_of(result: Any, key: str) -> Any:
+    """A task's end as a fleet Outcome: its returned dict, or the failure it raised."""
+    if result.state == "SUCCESS":
+        return fleet.Outcome.from_dict(result.result)
+    return fleet.Outcome(key=key, error=f"{result.state}: {result.result!r}")
+
+
+def kill_a_busy_pool_process(worker: Any, attempts: int = 5) -> list[int]:
+    """SIGKILL a pool process running a task; the pids killed. One that was between two
+    tasks loses none (the worker then logs no lost task): another is killed then."""
+    killed = []
+    for _ in range(attempts):
+        pid = worker.pool_pids()[0]
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            if "WorkerLostError" in worker.output():
+                return killed
+            time.sleep(0.02)
+    pytest.fail(f"no task was lost in {attempts} kills:\n{worker.output()[-3000:]}")
+
+
+@pytest.mark.slow  # ~25 s of real time: Python 3.11 only in CI (.ci/run)
+@pytest.mark.redis
+def test_a_celery_fleet_launches_each_key_once_within_the_quota(
+    tmp_path: Path, redis_server: Any
+) -> None:
+    from celery import Celery
+
+    keys, order = queue_order()
+    assert (len(set(order)), len(order)) == (KEYS, 2000)
+    fake = fleet.FakeInsiderProcess(RATE_LIMIT, RATE_PERIOD, tmp_path)
+    fake.start()
+    env = fleet.env_for(fake.base_url, redis_server.url, RATE_LIMIT, RATE_PERIOD)
+    worker = fleet.CeleryWorker("push_tasks", EXAMPLE, env, tmp_path / "worker.log")
+    # Only a client of the broker and backend here: the tasks are the example's, by name.
+    producer = Celery("fleet-test", broker=redis_server.url, backend=redis_server.url)
+    producer.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        broker_connection_retry_on_startup=True,
+    )
+    try:
+        started = time.monotonic()
+        worker.start()
+        with producer.connection_for_write() as connection:
+            results = [
+                producer.send_task(TASK, args=(fleet.push_for(key), key), connection=connection)
+                for key in order
+            ]
+        killed = None
+        deadline = time.monotonic() + 90
+        while True:
+            done = sum(1 for r in results if r.ready())
+            if killed is None and done >= KILL_AT * len(results):
+                killed = kill_a_busy_pool_process(worker)
+            if done == len(results) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        seconds = time.monotonic() - started
+        assert done == len(results), f"{done} of {len(results)} tasks done in {seconds:.0f} s"
+        outcomes = [outcome_of(r, key) for r, key in zip(results, order, strict=True)]
+        assert worker.stop() == 0, worker.output()[-3000:]
+        arrivals = fake.stop()
+    finally:
+        producer.close()
+        worker.kill()
+        fake.kill()
+
+    verdict = fleet.check_fleet(arrivals, outcomes, keys, RATE_LIMIT, RATE_PERIOD)
+    print(f"\ncelery fleet, {seconds:.1f} s: {verdict.summary()}")
+    assert verdict.problems == []
+    assert verdict.rejected_429 == 0
+    assert verdict.max_in_window <= RATE_LIMIT
+    # The 100 second tasks at the end of the queue ran long after their first: replayed.
+    assert verdict.replayed >= 100
+    log = worker.output()
+    assert killed is not None
+    for pid in killed:
+        assert f"pid:{pid} exited with 'signal 9 (SIGKILL)'" in log
+    unexpected = [
+        line
+        for line in log.splitlines()
+        if "ERROR/" in line
+        and "WorkerLostError" not in line
+        and not any(f"pid:{pid} exited" in line for pid in killed)
+        and "may have been launched" not in line  # an ambiguous key, reported as it should
+    ]
+    assert unexpected == [], log[-3000:]
+    assert "Unclosed" not in log
+    assert "ResourceWarning" not in log
