@@ -682,6 +682,8 @@ class AiohttpTransport:
                 del self._states[loop]
                 if self._last is state:
                     self._last = None
+                if state.close_handle is not None:
+                    state.close_handle.cancel()
                 _close_now(state.session)
 
     async def send(self, request: Request, gate: Gate, timeouts: Timeouts) -> Response:
