@@ -6,6 +6,7 @@ that the scripts still run against the current SDK and report every key they pro
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -59,3 +60,34 @@ def test_memory() -> None:
     assert result["n"] == 3000
     assert isinstance(result["rss_growth_mb"], float)
     assert result["gather_n"] == 1000
+
+
+def _redis_server_fixture() -> Any:
+    """tests/redis_server.py's fixture (tests/ is not on sys.path: loaded by its path)."""
+    spec = importlib.util.spec_from_file_location(
+        "redis_server", Path(__file__).resolve().parent / "redis_server.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.redis_server
+
+
+redis_server = _redis_server_fixture()
+
+
+@pytest.mark.redis
+def test_fleet(redis_server: Any) -> None:
+    result = result_of(
+        "fleet.py", "--sends", "50", "--rounds", "1", "--warmup", "5", "--redis", redis_server.url
+    )
+    assert result["sync_ratio"] == pytest.approx(result["sync_us"] / result["async_us"], 0.01)
+    assert len(result["sync"]) == 4  # two wires, one caller and eight
+    stores = result["dedupe"]
+    assert set(stores) == {"none", "memory", "sqlite", "redis"}
+    for name in ("memory", "sqlite", "redis"):
+        assert stores[name]["claim_us"] > 0, name
+        assert stores[name]["replay_us"] > 0, name
+    assert stores["redis"]["claim_round_trips"] >= 1
+    assert stores["redis"]["replay_round_trips"] >= 1
