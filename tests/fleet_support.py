@@ -544,8 +544,8 @@ async def _send_keys(config: Mapping[str, Any], keys: Sequence[str], report: IO[
                 try:
                     result = await client.send(push_from_dict(push_for(key)), dedupe_key=key)
                 except DedupeConflictError as exc:
-                    if exc.ambiguous:
-                        outcome.update(ambiguous=True, error=repr(exc))
+                    if not exc.in_flight:  # ambiguous, or (a bug) launched for another push
+                        outcome.update(ambiguous=exc.ambiguous, error=repr(exc))
                         break
                     await asyncio.sleep(IN_FLIGHT_WAIT)  # in flight elsewhere: ask again
                 except InsiderError as exc:

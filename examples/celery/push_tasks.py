@@ -30,6 +30,7 @@ from insider_webpush import (
     DedupeConflictError,
     InsiderError,
     RateLimitError,
+    RetryPolicy,
     TransportError,
     push_from_dict,
 )
@@ -63,12 +64,17 @@ client = WebPushClient.from_env(
     redis_url=REDIS_URL,  # the quota, and the dedupe store (dedupe_store= to choose another)
     rate_limit=int(os.environ.get("INSIDER_RATE_LIMIT", "6000")),
     rate_period=float(os.environ.get("INSIDER_RATE_PERIOD", "60")),
+    # Wait little inside a task: a long backoff would hold a worker process idle, while
+    # Celery's own retry (below) waits without holding one. A short attempt and backoff also
+    # shorten how long the key of a worker that died mid-request counts as in flight for
+    # the others (an attempt's timeout + the longest backoff + 1 s: 13 s here, 61 s with the
+    # client's defaults) before it is reported ambiguous.
+    timeout=10.0,
+    retry=RetryPolicy(max_attempts=3, cap=2.0, max_retry_after=5.0),
 )
 
 IN_FLIGHT_RETRY = 2.0  # seconds: a key being launched elsewhere is asked about again then
-# 2 minutes of asking: longer than the client takes to find that holder dead (one attempt's
-# timeout and one retry backoff, 61 s by default), after which the key is reported ambiguous.
-IN_FLIGHT_RETRIES = 60
+IN_FLIGHT_RETRIES = 15  # 30 s of asking: longer than a dead holder's 13 s
 TRANSIENT_RETRY = 10.0  # seconds: the quota or the network failed, nothing went out
 
 
@@ -80,24 +86,30 @@ def send_push(self: Task, push: dict[str, Any], dedupe_key: str) -> dict[str, An
     launched it; nothing was sent now), or `{"dedupe_key", "ambiguous": True, "error"}`
     when a run may have launched it without a confirmation: it is never sent again
     automatically (a person decides, e.g. from the campaign list in Insider's panel).
-    Raises a certain failure that no retry can fix (a push that breaks a rule, a wrong key).
+    Raises a certain failure that no retry can fix (a push that breaks a rule, a wrong key,
+    a key already launched for another push).
     """
     try:
         result = client.send(push_from_dict(push), dedupe_key=dedupe_key)
     except DedupeConflictError as exc:
-        if not exc.ambiguous:
+        if exc.in_flight:
             # Its first attempt is in flight in another process: ask again until that one
             # ends (a replay), or its holder is found dead (then it is reported ambiguous).
             raise self.retry(
                 exc=exc, countdown=IN_FLIGHT_RETRY, max_retries=IN_FLIGHT_RETRIES
             ) from exc
-        return _ambiguous(dedupe_key, exc)
+        if exc.ambiguous:
+            return _ambiguous(dedupe_key, exc)
+        raise  # the key was launched for another push: a bug in whoever chose the key
     except InsiderError as exc:
         if exc.ambiguous:  # e.g. a 5xx or a lost answer: it may have gone out
             return _ambiguous(dedupe_key, exc)
-        if isinstance(exc, RateLimitError | TransportError):  # certain: nothing went out
+        # Certain failures: nothing went out. The quota or the network may allow it later.
+        if isinstance(exc, RateLimitError):
+            raise self.retry(exc=exc, countdown=exc.retry_after or TRANSIENT_RETRY) from exc
+        if isinstance(exc, TransportError):
             raise self.retry(exc=exc, countdown=TRANSIENT_RETRY) from exc
-        raise
+        raise  # a push that breaks a rule, a wrong key: no retry can fix it
     return {
         "dedupe_key": dedupe_key,
         "campaign_id": result.campaign_id,
