@@ -344,7 +344,7 @@ def child_pids(pid: int) -> list[int]:
 
 
 class CeleryWorker:
-    """``celery -A <app> worker`` with the prefork pool, as a fleet runs it.
+    """``celery -A <app> worker`` with the prefork pool (or ``pool``), as a fleet runs it.
 
     Its output goes to ``log``. The worker is the leader of a new process group, so that
     ``kill`` takes its pool processes with it.
@@ -357,9 +357,11 @@ class CeleryWorker:
         env: Mapping[str, str],
         log: Path,
         *,
+        pool: str = "prefork",
         concurrency: int = 4,
     ) -> None:
         self.app = app
+        self.pool = pool
         self.app_dir = app_dir
         self.env = dict(env)
         self.log = log
@@ -373,7 +375,7 @@ class CeleryWorker:
 
     def start(self) -> None:
         argv = [sys.executable, "-m", "celery", "-A", self.app, "worker"]
-        argv += ["--pool", "prefork", "--concurrency", str(self.concurrency), "-O", "fair"]
+        argv += ["--pool", self.pool, "--concurrency", str(self.concurrency), "-O", "fair"]
         argv += ["--loglevel", "WARNING", "--without-gossip", "--without-mingle"]
         argv += ["--without-heartbeat", "--hostname", f"fleet-{os.getpid()}@%h"]
         with self.log.open("ab") as output:  # Popen duplicates it: this handle may close
