@@ -161,3 +161,37 @@ def test_a_celery_fleet_launches_each_key_once_within_the_quota(
     assert unexpected == [], log[-3000:]
     assert "Unclosed" not in log
     assert "ResourceWarning" not in log
+
+
+@pytest.mark.slow  # ~4 s a pool of real time: Python 3.11 only in CI (.ci/run)
+@pytest.mark.redis
+@pytest.mark.parametrize("pool", ["threads", "solo"])
+def test_the_example_runs_on_the_threads_and_solo_pools(
+    tmp_path: Path, redis_server: Any, pool: str
+) -> None:
+    """The threads share the process's one sync client; solo runs it in the worker itself."""
+    from celery import Celery
+
+    rate_limit, rate_period = 40, 1.0
+    keys = [f"signup-{n:02d}:hello" for n in range(40)]
+    order = keys + keys[::4]  # 10 keys a second time, after their first
+    fake = fleet.FakeInsiderProcess(rate_limit, rate_period, tmp_path)
+    fake.start()
+    env = fleet.env_for(fake.base_url, redis_server.url, rate_limit, rate_period)
+    worker = fleet.CeleryWorker("push_tasks", EXAMPLE, env, tmp_path / "worker.log", pool=pool)
+    producer = Celery("fleet-test", broker=redis_server.url, backend=redis_server.url)
+    producer.conf.broker_connection_retry_on_startup = True
+    try:
+        worker.start()
+        results = [producer.send_task(TASK, args=(fleet.push_for(k), k)) for k in order]
+        outcomes = [fleet.Outcome.from_dict(r.get(timeout=60)) for r in results]
+        assert worker.stop() == 0, worker.output()[-3000:]
+        arrivals = fake.stop()
+    finally:
+        producer.close()
+        worker.kill()
+        fake.kill()
+    verdict = fleet.check_fleet(arrivals, outcomes, keys, rate_limit, rate_period)
+    assert verdict.problems == []
+    assert verdict.replayed == 10
+    assert "ERROR/" not in worker.output()
