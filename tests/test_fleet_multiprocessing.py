@@ -10,7 +10,7 @@ a supervisor reruns a crashed job: what it had launched is replayed, not sent ag
 
 The checks are the Celery fleet's (tests/fleet_support.py's ``check_fleet``): every key
 launched exactly once, or reported ambiguous (then at most once); no window at the server over
-the quota; 0 x 429. About 8 s.
+the quota; 0 x 429. About 10 s (500 launches at 300 per 2 s, and the processes' start).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def load(name: str, path: Path) -> ModuleType:
 fleet = load("fleet_support", ROOT / "tests" / "fleet_support.py")
 redis_server = fleet.redis_server  # the fixture: a redis-server of this test alone
 
-RATE_LIMIT = 200
+RATE_LIMIT = 300
 RATE_PERIOD = 2.0
 PROCESSES = 4
 KEYS_EACH = 125
@@ -70,7 +70,7 @@ def job_lists() -> tuple[list[str], list[list[str]]]:
     return keys, jobs
 
 
-@pytest.mark.slow  # ~8 s of real time: Python 3.11 only in CI (.ci/run)
+@pytest.mark.slow  # ~10 s of real time: Python 3.11 only in CI (.ci/run)
 @pytest.mark.redis
 def test_a_multiprocessing_pool_launches_each_key_once_within_the_quota(
     tmp_path: Path, redis_server: Any
