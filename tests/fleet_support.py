@@ -15,10 +15,12 @@ python tests/fleet_support.py pool CONFIG_JSON
     A pool of plain ``multiprocessing`` processes (``CONFIG["start_methods"]``, e.g. two
     ``fork`` and two ``spawn``), each with its own asyncio loop and its own async
     ``WebPushClient(redis_url=...)`` (the Redis quota and dedupe store), sending its list of
-    dedupe keys. One process is SIGKILLed mid-run and its whole list is then run again by a
-    fresh process, as a supervisor reruns a crashed job. Prints one JSON line: every send's
-    outcome, the exit codes, and when the kill, the end and the rerun came. Run in a fresh
-    process so that ``fork`` happens in a process with one thread, never inside pytest.
+    dedupe keys, after this process sent ``CONFIG["parent_keys"]`` (so the fork children
+    inherit an SDK that was used). One process is SIGKILLed mid-run and its whole list is
+    then run again by a fresh process, as a supervisor reruns a crashed job. Prints one JSON
+    line: every send's outcome, the exit codes, and when the kill, the end and the rerun
+    came. Run in a fresh process so that ``fork`` happens in a process with one thread,
+    never inside pytest.
 
 Each push carries its dedupe key in its title (``fleet <key>``), so the server's records show
 how many times each key was launched.
@@ -456,6 +458,10 @@ def _pool_main(config: Mapping[str, Any]) -> dict[str, Any]:
     jobs: list[list[str]] = config["jobs"]
     methods: list[str] = config["start_methods"]
     out_dir = Path(config["out_dir"])
+    # This process uses the SDK before it forks (the process-wide quota and dedupe state, and
+    # their locks, are then inherited by the fork children): its keys go first.
+    with open(out_dir / "parent.jsonl", "w", encoding="utf-8", buffering=1) as report:
+        asyncio.run(_send_keys(config, config["parent_keys"], report))
     # Every process, and this one, wait here once ready: all start sending together, so that
     # two processes sending one key race (a spawn process takes longer to import).
     ready = multiprocessing.get_context("spawn").Barrier(len(jobs) + 1)
