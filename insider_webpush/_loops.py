@@ -2,7 +2,7 @@
 
 An aiohttp session, or a Redis connection, works only in the event loop that made it, and
 must be closed in that loop before the loop closes, or Python warns about what was left
-open. [`on_loop_close`][insider_webpush._loops.on_loop_close] registers a callback with the
+open. `on_loop_close` registers a callback with the
 running loop that is called while the loop can still run it: when the loop's async
 generators are shut down.
 
@@ -27,7 +27,7 @@ __all__ = ["LoopCloseHandle", "on_loop_close"]
 
 
 class LoopCloseHandle:
-    """A callback registered by [`on_loop_close`][insider_webpush._loops.on_loop_close].
+    """A callback registered by `on_loop_close`.
 
     Attributes:
         loop: The event loop whose shutdown calls the callback.

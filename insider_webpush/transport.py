@@ -25,7 +25,7 @@ in-process mode and the benchmarks implement the same protocol.
 An aiohttp session works only in the event loop that made it, so `AiohttpTransport` makes
 one per event loop it is used in (successive `asyncio.run` calls, threads that each run a
 loop), and closes each one when its loop shuts down through `asyncio.run` or
-`asyncio.Runner` ([`insider_webpush._loops`][insider_webpush._loops]).
+`asyncio.Runner` (`insider_webpush._loops`).
 
 Proxies: an explicit `proxy=` URL, or else `HTTPS_PROXY`/`HTTP_PROXY` and `NO_PROXY` (and
 their lower-case forms) read as `urllib.request` reads them, once per session, when the
