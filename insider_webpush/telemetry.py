@@ -3,8 +3,10 @@
 With the `otel` extra (`pip install 'insider-webpush[otel]'`, the `opentelemetry-api`
 package) every client reports to the global tracer and meter providers, with no
 configuration: whatever the application set up with the OpenTelemetry SDK (or an agent such as
-`opentelemetry-instrument`) receives them, and with no SDK the API's no-op providers make them
-nearly free. Without the package nothing is imported and nothing is recorded.
+`opentelemetry-instrument`) receives them. While no provider is set, nothing is made or
+recorded and a request pays one check; a global provider set later is seen within a second.
+Without the package nothing is imported (not even by `import insider_webpush`: the first
+client imports it) and nothing is recorded.
 [`configure`][insider_webpush.telemetry.configure] points the SDK at other providers.
 
 **Traces.** A span per operation (a launch, a create, a delete), kind `CLIENT`, named
@@ -56,7 +58,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -87,6 +89,7 @@ _HTTP_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1
 # A grant may wait up to a whole window of the quota (a minute for launch v2).
 _WAIT_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _RESULTS: Final = {v: v.name.lower() for v in Verdict}  # success, retry_safe, ...
+_RECHECK: Final = 1.0  # seconds between two looks for a global provider while none is set
 
 Send = Callable[["Endpoint", "Request", "AttemptHook | None", "Operation"], Awaitable["Response"]]
 
@@ -194,10 +197,10 @@ def _server(prefix: str) -> tuple[str, int]:
 class _Instruments:
     """The instruments of one meter provider, and the attribute sets they record with."""
 
-    def __init__(self, meter_provider: MeterProvider | None) -> None:
-        from opentelemetry import metrics
-
-        meter = metrics.get_meter(METER_NAME, __version__, meter_provider)
+    def __init__(
+        self, meter_provider: MeterProvider | None, in_flight: Callable[[Any], Iterable[Any]]
+    ) -> None:
+        meter = _otel.metrics.get_meter(METER_NAME, __version__, meter_provider)
         self.attempts = meter.create_counter(
             "insider_webpush.attempts", "{attempt}", "Attempts of requests, by their verdict"
         )
@@ -219,8 +222,13 @@ class _Instruments:
             "Duration of HTTP client requests.",
             explicit_bucket_boundaries_advisory=_HTTP_BUCKETS,
         )
-        self.batch_in_flight = meter.create_up_down_counter(
-            "insider_webpush.batch.in_flight", "{push}", "Pushes of running batches being sent"
+        # Observed, not counted up and down: a provider set while pushes are in flight
+        # would otherwise get their -1 without their +1.
+        self.batch_in_flight = meter.create_observable_up_down_counter(
+            "insider_webpush.batch.in_flight",
+            [in_flight],
+            "{push}",
+            "Pushes of running batches being sent",
         )
         self.batch_outcomes = meter.create_counter(
             "insider_webpush.batch.outcomes", "{push}", "Outcomes of batches, by their verdict"
@@ -300,15 +308,13 @@ class Operation:
         request: Request,
         server: tuple[str, int],
     ) -> None:
-        from opentelemetry.trace import SpanKind
-
         self._instruments = instruments
         self.endpoint = endpoint
         self._op = endpoint.operation.value
         self._server = server
         self.span: Span = tracer.start_span(
             f"{endpoint.method} {endpoint.path}",
-            kind=SpanKind.CLIENT,
+            kind=_otel.CLIENT,
             attributes={  # the ones a sampler may read, given at the start as asked
                 "http.request.method": endpoint.method,
                 "server.address": server[0],
@@ -408,8 +414,6 @@ class Operation:
         span.end()
 
     def _finish(self, span: Span, verdict: Verdict, exc: BaseException | None) -> None:
-        from opentelemetry.trace import StatusCode
-
         attributes: dict[str, Any] = {
             "insider_webpush.result": _RESULTS[verdict],
             "insider_webpush.ambiguous": verdict.ambiguous,
@@ -425,43 +429,61 @@ class Operation:
             if isinstance(exc, TransportError):
                 attributes["insider_webpush.stage"] = exc.stage.name.lower()
             # The status says why; anything else gets its text (which never holds the key).
-            span.set_status(StatusCode.ERROR, None if answered else str(exc) or None)
+            span.set_status(_otel.ERROR, None if answered else str(exc) or None)
         span.set_attributes(attributes)
 
 
 class _Telemetry:
-    """What every client and batch reports to; `configure` rebinds it in place."""
+    """What every client and batch reports to; `configure` rebinds it in place.
+
+    Dormant while no provider is set, neither given to `configure` nor global: then nothing is
+    made or recorded, and a request pays one call of `recording`. Global providers set later
+    are seen within `_RECHECK` seconds.
+    """
 
     def __init__(self) -> None:
-        from opentelemetry import trace
-
         self._global: _Instruments | None = None
-        self.tracer: Tracer = trace.get_tracer(TRACER_NAME, __version__)
+        self.tracer: Tracer = _otel.trace.get_tracer(TRACER_NAME, __version__)
         self.instruments = self._instruments(None)
         self._servers: dict[str, tuple[str, int]] = {}
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()  # batches run on several threads' loops
+        self._configured = False
+        self._live = False
+        self._next_check = 0.0
 
     def _instruments(self, meter_provider: MeterProvider | None) -> _Instruments:
         if meter_provider is not None:
-            return _Instruments(meter_provider)
+            return _Instruments(meter_provider, self._observe_in_flight)
         # The global provider's instruments are made once, however often this runs.
         if self._global is None:
-            self._global = _Instruments(None)
+            self._global = _Instruments(None, self._observe_in_flight)
         return self._global
 
     def configure(
         self, tracer_provider: TracerProvider | None, meter_provider: MeterProvider | None
     ) -> None:
-        from opentelemetry import trace
-
-        self.tracer = trace.get_tracer(TRACER_NAME, __version__, tracer_provider)
+        self.tracer = _otel.trace.get_tracer(TRACER_NAME, __version__, tracer_provider)
         self.instruments = self._instruments(meter_provider)
+        self._configured = tracer_provider is not None or meter_provider is not None
+        self._live = self._configured or _otel.providers_set()
+        self._next_check = time.monotonic() + _RECHECK
+
+    def recording(self) -> bool:
+        """Something receives telemetry: a provider given to `configure`, or a global one."""
+        if self._live:
+            return True
+        now = time.monotonic()
+        if now < self._next_check:
+            return False
+        self._next_check = now + _RECHECK
+        self._live = _otel.providers_set()  # once set, a global provider stays set
+        return self._live
 
     async def observe(
         self, send: Send, endpoint: Endpoint, request: Request, on_attempt: AttemptHook | None
     ) -> Response:
         """Run `send` (the client's request path) inside the operation's span."""
-        from opentelemetry import context, trace
-
         url = request.url
         prefix = url[: url.find("/", url.find("//") + 2)]  # scheme://host[:port]
         server = self._servers.get(prefix)
@@ -472,7 +494,7 @@ class _Telemetry:
         # Current while it runs, so that an instrumented aiohttp's spans are its children.
         token = None
         if span.get_span_context().is_valid:
-            token = context.attach(trace.set_span_in_context(span))
+            token = _otel.context.attach(_otel.trace.set_span_in_context(span))
         try:
             response = await send(endpoint, request, on_attempt, op)
         except BaseException as exc:
@@ -480,16 +502,22 @@ class _Telemetry:
             raise
         finally:
             if token is not None:
-                context.detach(token)
+                _otel.context.detach(token)
         op.end(response, None)
         return response
 
     def batch_in_flight(self, change: int) -> None:
         """`change` pushes of a batch started (1) or finished (-1) being sent."""
-        self.instruments.batch_in_flight.add(change)
+        with self._in_flight_lock:
+            self._in_flight += change
+
+    def _observe_in_flight(self, options: Any) -> Iterable[Any]:
+        return [_otel.Observation(self._in_flight)]
 
     def batch_outcome(self, outcome: Outcome) -> None:
         """One push of a batch has its outcome."""
+        if not self.recording():
+            return
         if outcome.ok:
             verdict = Verdict.SUCCESS
         else:
@@ -500,7 +528,35 @@ class _Telemetry:
         instruments.batch_outcomes.add(1, attributes)
 
 
+class _Otel:
+    """The opentelemetry-api names this module uses, imported once (`_load`)."""
+
+    def __init__(self) -> None:
+        from opentelemetry import context, metrics, trace
+
+        self.context = context
+        self.metrics = metrics
+        self.trace = trace
+        self.CLIENT = trace.SpanKind.CLIENT
+        self.ERROR = trace.StatusCode.ERROR
+        self.Observation = metrics.Observation
+        try:  # the API's stand-in until a meter provider is set (not exported by name)
+            from opentelemetry.metrics._internal import _ProxyMeterProvider
+
+            self._proxy_meters: type | None = _ProxyMeterProvider
+        except ImportError:  # pragma: no cover - another API version: assume one is set
+            self._proxy_meters = None
+
+    def providers_set(self) -> bool:
+        """A global tracer or meter provider is set (or named in the environment)."""
+        if not isinstance(self.trace.get_tracer_provider(), self.trace.ProxyTracerProvider):
+            return True
+        proxy = self._proxy_meters
+        return proxy is None or not isinstance(self.metrics.get_meter_provider(), proxy)
+
+
 _UNSET: Final = object()
+_otel: Any = None  # an _Otel once opentelemetry-api is imported
 _state: Any = _UNSET  # _Telemetry, or None without opentelemetry-api; made on first use
 _lock = threading.Lock()
 
@@ -521,9 +577,9 @@ def _load() -> _Telemetry | None:
     global _state
     with _lock:  # two threads' first clients: one telemetry
         if _state is _UNSET:
+            global _otel
             try:
-                import opentelemetry.metrics
-                import opentelemetry.trace  # noqa: F401
+                _otel = _Otel()
             except ImportError:
                 _state = None
             else:

@@ -428,6 +428,71 @@ async def test_a_client_made_before_configure_reports_to_the_new_providers() -> 
     assert [s.name for s in spans.get_finished_spans()] == [SPAN_NAME]
 
 
+async def test_with_no_provider_set_nothing_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No fixture, and no test sets a global provider: telemetry is dormant, and a request
+    # pays one check (benchmarks/overhead.py measures it), not a span and four records.
+    def made(*args: Any) -> None:
+        raise AssertionError("an Operation was made with no provider set")
+
+    monkeypatch.setattr(telemetry, "Operation", made)
+    active = telemetry.active()
+    assert active is not None
+    monkeypatch.setattr(active, "_next_check", 0.0)  # look for a global provider now
+    async with client(ScriptedTransport()) as c:
+        assert (await c.send(MINIMAL)).campaign_id == 1
+    assert active.recording() is False
+
+
+_GLOBAL = """
+import asyncio, json, sys
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from insider_webpush import FakeInsider, WebPush, telemetry
+
+push = WebPush(**json.loads(sys.argv[1]))
+fake = FakeInsider()
+client = fake.client(in_process=True)  # made before any provider is set
+
+async def send():
+    async with client:
+        await client.send(push)
+
+asyncio.run(send())
+dormant = not telemetry.active().recording()
+spans = InMemorySpanExporter()
+tracer_provider = TracerProvider()
+tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+trace.set_tracer_provider(tracer_provider)
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+telemetry.active()._next_check = 0  # rather than wait for the next look (a second)
+asyncio.run(send())
+names = [m.name for r in reader.get_metrics_data().resource_metrics
+         for s in r.scope_metrics for m in s.metrics]
+print(json.dumps({"dormant": dormant, "spans": [s.name for s in spans.get_finished_spans()],
+                  "metrics": sorted(names)}))
+"""
+
+
+def test_zero_config_global_providers_set_after_the_client_is_made() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _GLOBAL, json.dumps(MINIMAL_FIELDS)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    report = json.loads(done.stdout)
+    assert report["dormant"] is True  # no provider: nothing made, nothing recorded
+    assert report["spans"] == [SPAN_NAME]  # only the send made once they were set
+    assert "insider_webpush.outcomes" in report["metrics"]
+    assert "http.client.request.duration" in report["metrics"]
+
+
 # -- batches ---------------------------------------------------------------------------------
 
 
