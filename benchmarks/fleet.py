@@ -127,7 +127,11 @@ def time_sync(kwargs: dict[str, Any], n: int, callers: int, warmup: int) -> tupl
 def compare_sync(
     wire: str, base_url: str, n: int, rounds: int, warmup: int = WARMUP
 ) -> dict[str, Any]:
-    fake = FakeInsider(api_key=KEY, partner_id=PARTNER) if wire == "in-process" else None
+    fake = (
+        FakeInsider(api_key=KEY, partner_id=PARTNER, enforce_quota=False)
+        if wire == "in-process"
+        else None
+    )
     rows: dict[str, Any] = {}
     for callers in (1, THREADS):
         samples: dict[str, list[tuple[float, float]]] = {"sync": [], "async": []}
