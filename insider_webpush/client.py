@@ -884,6 +884,8 @@ class WebPushClient:
                     op.granted(time.perf_counter() - waiting)
                 if on_attempt is not None and (pending := on_attempt(number)) is not None:
                     await pending  # e.g. a journal or dedupe record taken at the wire
+                if op is not None:
+                    op.on_wire(waiting)
 
             started = time.perf_counter() if debug else 0.0
             try:

@@ -288,8 +288,9 @@ class Operation:
 
     __slots__ = (
         "_attempt",
-        "_granted",
+        "_gated",
         "_instruments",
+        "_on_wire",
         "_op",
         "_recorded",
         "_server",
@@ -327,7 +328,8 @@ class Operation:
         self._attempt = 0
         self._started = 0.0
         self._waited = 0.0
-        self._granted = False
+        self._gated = 0.0
+        self._on_wire = False
         self._recorded = True  # no attempt in progress
         self._status: int | None = None
 
@@ -336,15 +338,21 @@ class Operation:
         self._attempt += 1
         self._started = time.perf_counter()
         self._waited = 0.0
-        self._granted = False
+        self._gated = 0.0
+        self._on_wire = False
         self._recorded = False
 
     def granted(self, waited: float) -> None:
-        """The attempt has its grant, after `waited` seconds; its first byte goes next."""
+        """The attempt has its grant of the quota, after `waited` seconds."""
         self._waited = waited
-        self._granted = True
         instruments = self._instruments
         instruments.limiter_wait.record(waited, instruments.op_attributes(self._op))
+
+    def on_wire(self, gate_entered: float) -> None:
+        """The attempt passed its gate (entered at `gate_entered`, a `time.perf_counter()`):
+        its first byte goes next."""
+        self._gated = time.perf_counter() - gate_entered
+        self._on_wire = True
 
     def attempt_done(
         self,
@@ -355,7 +363,8 @@ class Operation:
     ) -> None:
         """The attempt ended: an answer (`status`) or a failure (`exc`); `delay` seconds
         before the next attempt, or None."""
-        elapsed = time.perf_counter() - self._started - self._waited
+        # The request's own time: not the gate's (the wait for the quota, a journal write).
+        elapsed = time.perf_counter() - self._started - (self._gated or self._waited)
         self._recorded = True
         self._status = status
         instruments = self._instruments
@@ -369,7 +378,7 @@ class Operation:
         instruments.attempts.add(1, instruments.op_attributes(self._op, result))
         if status == 429:
             instruments.rate_limited.add(1, instruments.op_attributes(self._op))
-        if status is not None or stage is not None or self._granted:  # an HTTP request
+        if status is not None or stage is not None or self._on_wire:  # an HTTP request
             instruments.request_duration.record(
                 max(elapsed, 0.0),
                 instruments.http_attributes(self.endpoint, self._server, status, error),
@@ -401,7 +410,7 @@ class Operation:
                 self.attempt_done(verdict, response.status, None, None)
         else:
             # On the wire: past its gate, no answer yet (not between attempts).
-            on_wire = self._granted and not self._recorded
+            on_wire = self._on_wire and not self._recorded
             verdict = _verdict_of(exc, idempotent=self.endpoint.idempotent, on_wire=on_wire)
             if not self._recorded:  # cut short by its gate, a cancellation or a bug
                 self.attempt_done(verdict, None, exc, None)

@@ -396,6 +396,33 @@ async def test_the_request_duration_leaves_out_the_wait_for_the_quota(otel: Otel
     assert waits[1] >= 0.25
 
 
+async def test_a_slow_attempt_hook_is_neither_request_time_nor_on_the_wire(otel: Otel) -> None:
+    # The hook (a journal or dedupe record) runs in the gate, before the first byte.
+    async def record() -> None:
+        await asyncio.sleep(0.2)
+
+    async with client(ScriptedTransport()) as c:
+        await c.send(MINIMAL, on_attempt=lambda number: record())
+        (duration,) = otel.points("http.client.request.duration")
+        assert duration.sum < 0.1
+        stuck = asyncio.Event()
+
+        async def never() -> None:
+            stuck.set()
+            await asyncio.Event().wait()
+
+        task = asyncio.create_task(c.send(MINIMAL, on_attempt=lambda number: never()))
+        await stuck.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    # Cancelled in its hook: nothing was written, so it cannot have gone out.
+    assert otel.counts("insider_webpush.outcomes", "insider_webpush.result") == {
+        ("success",): 1,
+        ("certain_failure",): 1,
+    }
+
+
 async def test_the_span_is_current_while_the_request_runs(otel: Otel) -> None:
     from opentelemetry import trace
 
