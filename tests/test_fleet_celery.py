@@ -157,8 +157,9 @@ def test_a_celery_fleet_launches_each_key_once_within_the_quota(
     assert verdict.problems == []
     assert verdict.rejected_429 == 0
     assert verdict.max_in_window <= RATE_LIMIT
-    # The 100 second tasks at the end of the queue ran long after their first: replayed.
-    assert verdict.replayed >= 100
+    # The 100 second tasks at the end of the queue ran long after their first: replayed
+    # (or ambiguous, for a key whose first task was killed mid-request).
+    assert verdict.replayed >= 100 - verdict.ambiguous_keys
     log = worker.output()
     assert killed is not None
     for pid in killed:
