@@ -76,6 +76,9 @@ if TYPE_CHECKING:  # redis is an optional extra
 __all__ = ["DEFAULT_TIMEOUT", "WebPushClient"]
 
 logger = logging.getLogger("insider_webpush")
+LOG_EVENT = "insider_webpush_event"
+"""The log record attribute that names what a WARNING is about: `"rate_limited"` (a 429) or
+`"ambiguous"` (a push that may have gone out), for handlers that route them."""
 
 DEFAULT_TIMEOUT = Timeouts().total
 """Seconds one attempt of a request may take by default (30); see
@@ -870,6 +873,9 @@ class WebPushClient:
             raise paused_error(paused, max_pause)
         idempotent = endpoint.idempotent
         debug = logger.isEnabledFor(logging.DEBUG)
+        # An attempt that may have gone out and was resent anyway (RetryPolicy's
+        # resend_statuses, the caller's choice): whatever ends the request, it stays ambiguous.
+        maybe_out = False
         attempt = 0
         while True:
             attempt += 1
@@ -896,7 +902,9 @@ class WebPushClient:
                 delay = self._retry.delay(attempt, exc, idempotent=idempotent)
                 telemetry.attempt_failed(op, request, self._key_id, exc, delay)
                 if delay is None:
+                    exc.ambiguous = exc.ambiguous or maybe_out
                     raise
+                maybe_out = maybe_out or exc.ambiguous
                 await asyncio.sleep(delay)
                 continue
             status = response.status
@@ -921,6 +929,7 @@ class WebPushClient:
                     status,
                     self._key_id,
                     pause,
+                    extra={LOG_EVENT: "rate_limited"},
                 )
             delay = self._retry.delay(attempt, status, headers, idempotent=idempotent)
             telemetry.attempt_answered(op, request, self._key_id, status, verdict, delay)
@@ -931,8 +940,9 @@ class WebPushClient:
                     error_message(payload),
                     body=payload,
                     retry_after=retry_after,
-                    ambiguous=verdict.ambiguous,
+                    ambiguous=verdict.ambiguous or maybe_out,
                 )
+            maybe_out = maybe_out or verdict.ambiguous
             await asyncio.sleep(delay)
 
     @staticmethod

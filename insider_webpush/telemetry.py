@@ -107,6 +107,7 @@ def warn_ambiguous(where: str, reason: str, key_id: str) -> None:
         where,
         reason,
         key_id,
+        extra={"insider_webpush_event": "ambiguous"},  # client.LOG_EVENT
     )
 
 

@@ -177,6 +177,20 @@ def test_send_with_a_dedupe_key_launches_once_across_processes(
     assert len(server.launches()) == 1
 
 
+def test_the_sdk_warnings_show_a_429_once_and_an_ambiguous_push_only_in_the_report(
+    server: ThreadedFake, capsys: pytest.CaptureFixture[str]
+):
+    server.add_fault(Fault(status=429, retry_after=0.01, at={0}))
+    code, _, err = run(capsys, *SEND_ARGS)
+    assert code == 0
+    assert err.count("HTTP 429 (quota exceeded)") == 1
+    assert err.startswith("warning: POST /v2/single/campaign_id: HTTP 429")
+    server.add_fault(Fault(status=503, at={2}))
+    code, _, err = run(capsys, *SEND_ARGS)
+    assert code == 1
+    assert err.count("may have gone out") == 1  # the command's line, not the SDK's log too
+
+
 def test_redis_and_dedupe_store_passwords_are_never_shown(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ):

@@ -449,6 +449,25 @@ async def test_resend_statuses_stop_at_max_attempts_and_stay_ambiguous() -> None
     assert len(stub.sent) == 3
 
 
+@pytest.mark.parametrize(
+    "last",
+    [
+        (429, {"message": "Request limit reached"}),
+        (400, {"message": "Bad Request"}),
+        Stage.NOT_SENT,
+    ],
+)
+async def test_a_resent_503_keeps_the_request_ambiguous_whatever_ends_it(last: object) -> None:
+    """The 503 may have gone out: a later 429, 400 or refused connection does not make the
+    request a certain failure (that would let a journal or dedupe key send it again)."""
+    stub = ScriptedTransport([(503, {"message": "Service Unavailable"})], default=last)  # type: ignore[arg-type]
+    policy = RetryPolicy(max_attempts=3, base=0.001, max_retry_after=0.0, resend_statuses={503})
+    async with client(stub, retry=policy) as c:
+        with pytest.raises(InsiderError) as info:
+            await c.send(MINIMAL)
+    assert info.value.ambiguous is True
+
+
 @pytest.mark.parametrize("status", [502, 504, 520])
 async def test_resend_statuses_name_only_those(status: int) -> None:
     stub = ScriptedTransport([(status, {"message": "no"}), (200, OK)])

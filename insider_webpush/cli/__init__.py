@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from ._common import EXIT_OK, EXIT_USAGE, UsageError
 from .credentials import secrets_in
 from .fatal import explain
-from .output import Output
+from .output import Output, SdkWarnings
 from .parser import build_parser
 
 __all__ = ["main"]
@@ -56,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     out = Output(plain=False, secrets=secrets_in(argv))
+    sdk_warnings: SdkWarnings | None = None
     try:
         try:
             args = build_parser().parse_args(argv)
@@ -65,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             logging.basicConfig(format="%(asctime)s %(name)s %(message)s")
             logging.getLogger("insider_webpush").setLevel(logging.DEBUG)
+        else:
+            sdk_warnings = SdkWarnings(out)
+            logging.getLogger("insider_webpush").addHandler(sdk_warnings)
         if args.command == "validate":
             from . import validate
 
@@ -81,3 +85,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         out.error(explained[0]) if explained[1] != 130 else out.echo(explained[0], err=True)
         return explained[1]
+    finally:
+        if sdk_warnings is not None:
+            logging.getLogger("insider_webpush").removeHandler(sdk_warnings)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from collections.abc import Iterable, Sequence
 
+from ..client import LOG_EVENT
 from ..errors import printable
 
 MASK = "***"
@@ -76,3 +78,17 @@ def rich_available() -> bool:
 
 def stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
+
+
+class SdkWarnings(logging.Handler):
+    """The SDK's WARNINGs, as the CLI shows them without `-v`: a 429's pause as a
+    `warning:` line, masked like all output; a push that may have gone out is dropped here,
+    since the command reports every outcome itself (one line, not two)."""
+
+    def __init__(self, out: Output) -> None:
+        super().__init__(logging.WARNING)
+        self._out = out
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, LOG_EVENT, None) == "rate_limited":
+            self._out.echo(f"warning: {record.getMessage()}", err=True)
