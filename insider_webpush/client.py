@@ -409,8 +409,7 @@ class WebPushClient:
         """The client opened a session, or holds Redis limiters, that `close` would release."""
         transport = getattr(self, "_transport", None)
         if getattr(self, "_owns_session", False) and isinstance(transport, AiohttpTransport):
-            session = transport.session
-            if session is not None and not session.closed:
+            if transport.holds_connections:  # a session of any event loop
                 return True
         return any(getattr(self, "_redis_limiters", {}).values())
 

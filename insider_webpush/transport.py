@@ -626,6 +626,13 @@ class AiohttpTransport:
             state = self._states.get(asyncio.get_running_loop(), state)
         return state.session if state is not None else self._lent
 
+    @property
+    def holds_connections(self) -> bool:
+        """One of the transport's own sessions, of any event loop, is still open."""
+        with self._lock:
+            states = list(self._states.values())
+        return self._lent is None and any(not state.session.closed for state in states)
+
     def _state_for(self, loop: asyncio.AbstractEventLoop) -> _LoopState:
         """The state of `loop`, made on its first request there (the slow path)."""
         with self._lock:

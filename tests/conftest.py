@@ -17,3 +17,12 @@ def fresh_limiters(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(limiter, "_registry", {})
     # Likewise the in-memory dedupe store, one per process.
     monkeypatch.setattr(ledger.MemoryLedger, "_entries", {})
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite does not depend on this machine's proxy settings: the SDK honours
+    HTTPS_PROXY and friends by default (tests/test_proxy.py sets them where it means to)."""
+    for name in ("http_proxy", "https_proxy", "no_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)

@@ -668,6 +668,16 @@ def test_demo_help_hides_the_test_options(capsys: pytest.CaptureFixture[str]):
     assert "--rate-period" not in out
 
 
+def test_demo_reaches_its_own_fake_past_a_proxy_of_the_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:1")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "example.com")
+    code, out, _ = run(capsys, "demo", "--count", "5", "--rate-limit", "200", "--rate-period", "2")
+    assert code == 0
+    assert "5 of 5" in out
+
+
 def test_demo_sends_through_the_client_and_reports_the_busiest_window(
     capsys: pytest.CaptureFixture[str],
 ):

@@ -45,6 +45,10 @@ async def _send(args: argparse.Namespace, out: Output, tally: Tally, path: str) 
     rate_limit: int = args.rate_limit
     period: float = args.rate_period
     expected = args.count / tally.quota_per_second
+    # The embedded fake is on this machine: a proxy named by the environment (HTTPS_PROXY,
+    # HTTP_PROXY) must not carry the demo's requests away from it.
+    for name in ("no_proxy", "NO_PROXY"):
+        os.environ[name] = ",".join(filter(None, (os.environ.get(name), "127.0.0.1")))
     async with FakeInsider(
         api_key=DEMO_KEY, partner_id=DEMO_PARTNER, rate_limit=rate_limit, rate_period=period
     ) as fake:
