@@ -6,10 +6,11 @@ tests/test_fleet_celery.py and tests/test_fleet_multiprocessing.py load this fil
 
 python tests/fleet_support.py fake CONFIG_JSON
     FakeInsider at ``rate_limit`` per ``rate_period`` (a strict sliding window that answers
-    429 past it) on a free loopback port. Prints its base URL, serves until a line (or EOF)
-    comes on stdin, then writes every request it received to ``CONFIG["records"]`` as JSON
-    lines (arrival time on its own monotonic clock, status, dedupe key, campaign id) and
-    exits.
+    429 past it), with ``faults`` (``Fault.parse`` forms), on a free loopback port. Prints
+    its base URL; a line ``count`` on stdin prints how many requests it has received; any
+    other line, or EOF, stops it: it writes every request it received to
+    ``CONFIG["records"]`` as JSON lines (arrival time on its own monotonic clock, status,
+    dedupe key, campaign id) and exits.
 
 python tests/fleet_support.py pool CONFIG_JSON
     A pool of plain ``multiprocessing`` processes (``CONFIG["start_methods"]``, e.g. two
@@ -231,9 +232,12 @@ def check_fleet(
 class FakeInsiderProcess:
     """``python tests/fleet_support.py fake``: start, then ``stop()`` returns the arrivals."""
 
-    def __init__(self, rate_limit: int, rate_period: float, directory: Path) -> None:
+    def __init__(
+        self, rate_limit: int, rate_period: float, directory: Path, faults: Sequence[str] = ()
+    ) -> None:
         self.rate_limit = rate_limit
         self.rate_period = rate_period
+        self.faults = list(faults)  # Fault.parse's one-line forms, e.g. "slow,latency=2"
         self.records = directory / "fake-records.jsonl"
         self.base_url = ""
         self._process: subprocess.Popen[str] | None = None
@@ -243,6 +247,7 @@ class FakeInsiderProcess:
             "rate_limit": self.rate_limit,
             "rate_period": self.rate_period,
             "records": str(self.records),
+            "faults": self.faults,
         }
         self._process = subprocess.Popen(
             [sys.executable, __file__, "fake", json.dumps(config)],
@@ -256,6 +261,15 @@ class FakeInsiderProcess:
             self.kill()
             raise RuntimeError(f"FakeInsider did not start: {line!r}")
         self.base_url = line.strip()
+
+    def arrived(self) -> int:
+        """How many requests it has received so far."""
+        assert self._process is not None
+        assert self._process.stdin is not None
+        assert self._process.stdout is not None
+        self._process.stdin.write("count\n")
+        self._process.stdin.flush()
+        return int(_readline(self._process.stdout, START_TIMEOUT))
 
     def stop(self) -> list[Arrival]:
         """Stop it; every request it received, in order of arrival."""
@@ -311,7 +325,7 @@ def _serve_fake(config: Mapping[str, Any]) -> None:
 
 
 async def _fake_until_told(config: Mapping[str, Any]) -> list[Any]:
-    from insider_webpush import FakeInsider
+    from insider_webpush import FakeInsider, Fault
 
     loop = asyncio.get_running_loop()
     async with FakeInsider(
@@ -319,10 +333,12 @@ async def _fake_until_told(config: Mapping[str, Any]) -> list[Any]:
         partner_id=PARTNER_ID,
         rate_limit=config["rate_limit"],
         rate_period=config["rate_period"],
+        faults=[Fault.parse(spec) for spec in config.get("faults", ())],
     ) as fake:
         print(fake.base_url, flush=True)
-        await loop.run_in_executor(None, sys.stdin.readline)  # a line or EOF: stop
-    return fake.requests
+        while await loop.run_in_executor(None, sys.stdin.readline) == "count\n":
+            print(len(fake.requests), flush=True)
+    return fake.requests  # any other line, or EOF: stop
 
 
 # -- a Celery worker ---------------------------------------------------------------------------

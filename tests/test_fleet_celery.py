@@ -177,6 +177,49 @@ def test_a_celery_fleet_launches_each_key_once_within_the_quota(
     assert "ResourceWarning" not in log
 
 
+@pytest.mark.slow  # ~12 s of real time: Python 3.11 only in CI (.ci/run)
+@pytest.mark.redis
+def test_a_task_killed_mid_request_is_reported_ambiguous_and_never_resent(
+    tmp_path: Path, redis_server: Any
+) -> None:
+    """The case the big run hits only by chance: a pool process SIGKILLed while its request
+    is on the wire (the fake answers every request 2.5 s late). The task is redelivered; its
+    key counts as in flight until the dead holder's lease ends (an attempt's timeout, 4 s
+    here, + the longest backoff + 1 s), then it is reported ambiguous: launched once, never
+    sent again."""
+    from celery import Celery
+
+    keys = [f"slow-{n}:reminder" for n in range(4)]  # one task for each pool process
+    fake = fleet.FakeInsiderProcess(100, 1.0, tmp_path, faults=["slow,latency=2.5"])
+    fake.start()
+    env = fleet.env_for(fake.base_url, redis_server.url, 100, 1.0)
+    env["INSIDER_TIMEOUT"] = "4"
+    worker = fleet.CeleryWorker("push_tasks", EXAMPLE, env, tmp_path / "worker.log")
+    producer = Celery("fleet-test", broker=redis_server.url, backend=redis_server.url)
+    producer.conf.broker_connection_retry_on_startup = True
+    try:
+        worker.start()
+        worker.pool_pids()
+        results = [producer.send_task(TASK, args=(fleet.push_for(k), k)) for k in keys]
+        deadline = time.monotonic() + 30
+        while fake.arrived() < len(keys) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # Every request is on the wire (the fake has them), none answered for 2.5 s.
+        kill_a_busy_pool_process(worker)
+        outcomes = [fleet.Outcome.from_dict(r.get(timeout=60)) for r in results]
+        assert worker.stop() == 0, worker.output()[-3000:]
+        arrivals = fake.stop()
+    finally:
+        producer.close()
+        worker.kill()
+        fake.kill()
+    verdict = fleet.check_fleet(arrivals, outcomes, keys, 100, 1.0)
+    assert verdict.problems == []
+    assert verdict.ambiguous_keys == 1  # the killed task's key, after its redelivery
+    assert verdict.launched == 4  # its request had reached the server: launched once
+    assert "may have been launched; not sending it again" in worker.output()
+
+
 @pytest.mark.slow  # ~4 s a pool of real time: Python 3.11 only in CI (.ci/run)
 @pytest.mark.redis
 @pytest.mark.parametrize("pool", ["threads", "solo"])

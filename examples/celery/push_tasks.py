@@ -59,7 +59,7 @@ logger = logging.getLogger(__name__)
 # quota and the dedupe keys are shared by every process through Redis.
 # INSIDER_API_KEY, INSIDER_PARTNER_ID and, optionally, INSIDER_BASE_URL; the quota is
 # Insider's 6000 per minute unless Insider raised yours (INSIDER_RATE_LIMIT per
-# INSIDER_RATE_PERIOD seconds).
+# INSIDER_RATE_PERIOD seconds); INSIDER_TIMEOUT, the seconds an attempt may take (10).
 client = WebPushClient.from_env(
     redis_url=REDIS_URL,  # the quota, and the dedupe store (dedupe_store= to choose another)
     rate_limit=int(os.environ.get("INSIDER_RATE_LIMIT", "6000")),
@@ -69,12 +69,12 @@ client = WebPushClient.from_env(
     # shorten how long the key of a worker that died mid-request counts as in flight for
     # the others (an attempt's timeout + the longest backoff + 1 s: 13 s here, 61 s with the
     # client's defaults) before it is reported ambiguous.
-    timeout=10.0,
+    timeout=float(os.environ.get("INSIDER_TIMEOUT", "10")),  # seconds an attempt may take
     retry=RetryPolicy(max_attempts=3, cap=2.0, max_retry_after=5.0),
 )
 
 IN_FLIGHT_RETRY = 2.0  # seconds: a key being launched elsewhere is asked about again then
-IN_FLIGHT_RETRIES = 15  # 30 s of asking: longer than a dead holder's 13 s
+IN_FLIGHT_RETRIES = 15  # 30 s of asking: longer than a dead holder's 13 s (at 10 s a try)
 TRANSIENT_RETRY = 10.0  # seconds: the quota or the network failed, nothing went out
 
 
