@@ -23,9 +23,12 @@ commands at the server (``INFO commandstats``).
 Without ``--redis`` it starts a redis-server of its own on a free port when the binary is
 installed (and leaves the Redis row out when not). Prints tables and ends with ``RESULT
 {json}``: ``sync_us``, ``async_us``, ``sync_ratio`` (sync / async, one caller, in-process
-wire; the other shapes and wires under ``sync``), and ``dedupe`` by store: ``claim_us`` (µs
-per send with a fresh key), ``extra_us`` (over a send without a key), ``replay_us``,
-``round_trips`` and ``commands`` per claim and per replay (Redis only).
+wire; the other shapes and wires under ``sync``), ``hop_us`` (a bare
+``run_coroutine_threadsafe`` round trip to a loop in another thread: the floor of a
+blocking call's extra cost on this machine), and ``dedupe`` by store: ``claim_us`` (µs per
+send with a fresh key), ``extra_us`` (over a send without a key), ``replay_us``, and for
+Redis ``claim_round_trips``, ``claim_commands``, ``replay_round_trips`` and
+``replay_commands`` (per send).
 """
 
 from __future__ import annotations
@@ -122,6 +125,31 @@ def time_sync(kwargs: dict[str, Any], n: int, callers: int, warmup: int) -> tupl
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     done = n // callers * callers
     return wall / done * 1e6, cpu / done * 1e6
+
+
+def time_hop(n: int, rounds: int) -> float:
+    """µs of one bare hand-over to a loop in another thread and back
+    (``asyncio.run_coroutine_threadsafe`` of a coroutine that does nothing), median of
+    ``rounds``: the floor of what a blocking call on a background loop costs here."""
+
+    async def nothing() -> None:
+        return None
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        samples = []
+        for _ in range(rounds):
+            wall = time.perf_counter()
+            for _ in range(n):
+                asyncio.run_coroutine_threadsafe(nothing(), loop).result()
+            samples.append((time.perf_counter() - wall) / n * 1e6)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+    return round(statistics.median(samples), 1)
 
 
 def compare_sync(
@@ -336,6 +364,7 @@ def main() -> None:
             "in-process", "http://127.0.0.1", args.sends, args.rounds, args.warmup
         )
         sync_rows |= compare_sync("loopback", base_url, args.sends, args.rounds, args.warmup)
+    hop_us = time_hop(args.sends, args.rounds)
     with redis_server(args.redis) as redis_url, tempfile.TemporaryDirectory() as directory:
         dedupe_rows = compare_dedupe(
             args.sends, args.rounds, redis_url, Path(directory), args.warmup
@@ -356,6 +385,7 @@ def main() -> None:
             f"{name:<24} {r['sync_us']:>8.1f} {r['async_us']:>9.1f} {r['ratio']:>6.3f}x "
             f"{r['sync_cpu_us']:>9.1f} {r['async_cpu_us']:>10.1f} {r['cpu_ratio']:>8.3f}x"
         )
+    print(f"a bare hand-over to a loop in another thread and back: {hop_us:.1f} µs")
     print()
     print("dedupe keys: async client, in-process wire, one send at a time; µs per send")
     header = (
@@ -381,6 +411,7 @@ def main() -> None:
         "sync_us": first["sync_us"],
         "async_us": first["async_us"],
         "sync_ratio": first["ratio"],
+        "hop_us": hop_us,
         "sync": sync_rows,
         "dedupe": dedupe_rows,
         "sends": args.sends,

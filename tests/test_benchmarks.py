@@ -84,6 +84,7 @@ def test_fleet(redis_server: Any) -> None:
     )
     assert result["sync_ratio"] == pytest.approx(result["sync_us"] / result["async_us"], 0.01)
     assert len(result["sync"]) == 4  # two wires, one caller and eight
+    assert result["hop_us"] > 0
     stores = result["dedupe"]
     assert set(stores) == {"none", "memory", "sqlite", "redis"}
     for name in ("memory", "sqlite", "redis"):
