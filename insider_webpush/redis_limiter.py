@@ -703,14 +703,13 @@ class RedisLimiter:
         # starts wait until the window of the last one is over (see the module docstring).
         self._fallback_from = loop.time() + self._fallback_delay
         logger.warning(
-            "%s: Redis is unreachable (%s); this process goes on alone at %d per %ss, from "
-            "%.1f s from now (when the slots reserved in Redis are a window old), until it "
-            "is back",
+            "%s: Redis is unreachable (%s); in %.1f s, once the slots reserved in Redis are a "
+            "window old, this process goes on alone at %d per %ss until Redis is back",
             self.key,
             exc,
+            self._fallback_delay,
             self._fallback.rate_limit,
             self.rate_period,
-            self._fallback_delay,
         )
         if self._probe_task is None or self._probe_task.done():
             self._probe_task = loop.create_task(self._probe(loop))

@@ -60,8 +60,8 @@ SCENARIOS = ("kill", "stop")
 # of reservations is in full flow. The first local start comes 4.5 s (1.5 periods) after the
 # outage is noticed: the kill at once, the stop once calls go unanswered for CALL_TIMEOUT. Redis
 # comes back about half a second later, and after the hold on the way back (4.5 s from the
-# first process back, which is at most 1.5 s after Redis), Redis slots run for half a second.
-TIMELINE = {"kill": (1.5, 6.5, 13.0), "stop": (1.5, 7.5, 14.0)}
+# first process back, which is at most 1.5 s after Redis), Redis slots run again at the end.
+TIMELINE = {"kill": (1.5, 6.5, 12.5), "stop": (1.5, 7.5, 14.0)}
 
 
 def _load(name: str, path: Path) -> ModuleType:
@@ -309,7 +309,7 @@ def run_once(scenario: str, binary: str, directory: Path) -> dict[str, Any]:
     )
     # From the first process's fallback start to the last one's return: only local starts.
     lost = [t for t, _, message in events if "unreachable" in message]
-    found = [t for t, _, message in events if "is back" in message]
+    found = [t for t, _, message in events if "Redis is back;" in message]
     local_from = min(lost, default=math.inf) + FALLBACK_DELAY
     local = sum(1 for t in ok if local_from <= t < max(found, default=-math.inf))
     return {

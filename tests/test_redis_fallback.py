@@ -115,7 +115,7 @@ async def test_the_first_local_start_waits_for_the_lead_cap_and_a_window(
     finally:
         await limiter.aclose()
     rule = MAX_LEAD * 0.2 + 0.2 * (1 + limiter.margin)  # 0.301 s
-    assert rule <= waited < rule + 0.2
+    assert rule <= waited < rule + 0.5  # then the local limiter's first grant, at once
 
 
 # -- the script ---------------------------------------------------------------------------
@@ -156,30 +156,32 @@ async def test_script_refuses_a_slot_beyond_the_lead_cap_and_records_a_hold(
 # -- one process --------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # 1.7 s; the CI budget keeps it to one Python (.ci/run)
 @pytest.mark.redis
 async def test_acquirers_beyond_the_lead_cap_ask_again_later(
     redis_server: Any, redis_client: aioredis.Redis
 ) -> None:
     loop = asyncio.get_running_loop()
-    client = await warmed(redis_server.url, 24)
-    # 20 per s, burst 2: one slot per 52.9 ms; the cap of 0.5 s holds 11 of 24 acquirers.
-    capped = RedisLimiter(client, "capped", 20, 1.0, on_unavailable="fallback")
-    uncapped = RedisLimiter(client, "uncapped", 20, 1.0)  # "fail": as before, no cap
+    client = await warmed(redis_server.url, 30)
+    # 40 per s, burst 2: one slot per 25.8 ms; the cap of 0.5 s holds 21 of 30 acquirers.
+    capped = RedisLimiter(client, "capped", 40, 1.0, on_unavailable="fallback")
+    uncapped = RedisLimiter(client, "uncapped", 40, 1.0)  # "fail": as before, no cap
+    T = emission_us(40, 1.0, capped.burst, capped.margin) / 1e6
     starts: list[float] = []
 
     async def one(limiter: RedisLimiter) -> None:
         await limiter.acquire()
         starts.append(loop.time())
 
-    tasks = [asyncio.create_task(one(uncapped)) for _ in range(16)]
+    tasks = [asyncio.create_task(one(uncapped)) for _ in range(30)]
     try:
         await asyncio.sleep(0.05)  # every acquirer has asked once
-        assert await lead_us(redis_client, uncapped) > MAX_LEAD * 1e6  # 14 slots of 52.9 ms
+        assert await lead_us(redis_client, uncapped) > MAX_LEAD * 1e6  # 28 slots of 25.8 ms
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         starts.clear()
-        tasks = [asyncio.create_task(one(capped)) for _ in range(24)]
+        tasks = [asyncio.create_task(one(capped)) for _ in range(30)]
         await asyncio.sleep(0.05)
         assert await lead_us(redis_client, capped) <= MAX_LEAD * 1e6
         await asyncio.gather(*tasks)
@@ -190,11 +192,17 @@ async def test_acquirers_beyond_the_lead_cap_ask_again_later(
         await capped.aclose()
         await uncapped.aclose()
         await client.aclose()
-    assert len(starts) == 24
-    # Those refused were not started at once, nor all together when they asked again.
-    assert max_in_window(starts, 1.0) <= 20, [round(t - starts[0], 3) for t in starts]
+    # Those refused asked again and got slots of their own, in the one sequence of slots:
+    # none started at once, nor together when they asked again. The k-th slot begins (k - 1)
+    # slots after the first, and a start is never before its slot (at most 2.5 ms after it).
+    assert len(starts) == 30
+    late = capped.margin * 1.0 / 2
+    assert all(t - starts[0] >= (k - 1) * T - late for k, t in enumerate(starts)), [
+        round(t - starts[0], 3) for t in starts
+    ]
 
 
+@pytest.mark.slow  # 1.1 s; the CI budget keeps it to one Python (.ci/run)
 @pytest.mark.redis
 async def test_a_slot_whose_recheck_goes_unanswered_notices_the_outage(redis_server: Any) -> None:
     """The sooner an outage is noticed, the sooner local sending may begin: a re-check that
@@ -225,7 +233,7 @@ async def test_a_slot_whose_recheck_goes_unanswered_notices_the_outage(redis_ser
     assert noticed < 0.112 + CALL_TIMEOUT + 0.3  # not after one more call's timeout
 
 
-@pytest.mark.slow  # 3.5 s of real time: Python 3.11 only in CI (.ci/run)
+@pytest.mark.slow  # 2.8 s; the CI budget keeps it to one Python (.ci/run)
 @pytest.mark.redis
 async def test_losing_redis_and_coming_back_keep_every_window_under_the_quota(
     redis_server: Any, redis_client: aioredis.Redis, caplog: pytest.LogCaptureFixture
@@ -292,7 +300,7 @@ async def test_losing_redis_and_coming_back_keep_every_window_under_the_quota(
     assert first_redis_slot >= max(local) + period * (1 + a.margin)
     messages = [r.getMessage() for r in caplog.records]
     assert sum("Redis is unreachable" in m for m in messages) == 2
-    assert sum("Redis is back" in m for m in messages) == 2
+    assert sum("Redis is back; the quota is shared again" in m for m in messages) == 2
 
 
 @pytest.mark.redis
@@ -339,7 +347,7 @@ def run_fleet(scenario: str, tmp_path: Path) -> dict[str, Any]:
     return figures
 
 
-@pytest.mark.slow  # about 16 s of real time: Python 3.11 only in CI (.ci/run)
+@pytest.mark.slow  # about 17 s of real time: Python 3.11 only in CI (.ci/run)
 @pytest.mark.redis
 def test_three_processes_redis_killed_and_replaced(tmp_path: Path) -> None:
     run_fleet("kill", tmp_path)
