@@ -408,9 +408,12 @@ class WebPushClient:
     def _holds_connections(self) -> bool:
         """The client opened a session, or holds Redis limiters, that `close` would release."""
         transport = getattr(self, "_transport", None)
-        if getattr(self, "_owns_session", False) and isinstance(transport, AiohttpTransport):
-            if transport.holds_connections:  # a session of any event loop
-                return True
+        if (
+            getattr(self, "_owns_session", False)
+            and isinstance(transport, AiohttpTransport)
+            and transport.holds_connections  # a session of any event loop
+        ):
+            return True
         return any(getattr(self, "_redis_limiters", {}).values())
 
     # -- operations ---------------------------------------------------------------------

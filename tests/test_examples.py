@@ -1,4 +1,5 @@
-"""Every script in examples/ runs for real, as its docstring says, against the fake.
+"""Every script in examples/ runs for real, as its docstring says, against the fake
+(examples/celery/, which needs a Redis and a Celery worker, in tests/test_fleet_celery.py).
 
 Each runs in a subprocess with ``INSIDER_API_KEY``/``INSIDER_PARTNER_ID``/``INSIDER_BASE_URL``
 pointing at a FakeInsider (in this process, so what it received can be checked; or the
