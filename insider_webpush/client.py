@@ -560,9 +560,11 @@ class WebPushClient:
             self._dedupe_ledger(),
             check_dedupe_key(dedupe_key),
             launch.digest[:8].hex(),
-            # A holder rewrites its entry at every attempt's gate; between two, an attempt
-            # (timeouts.total) and a backoff (retry.cap) pass at most.
-            lease=self._timeouts.total + self._retry.cap + 1.0,
+            # A holder rewrites its entry at every attempt's gate; between two pass an
+            # attempt (timeouts.total) and a backoff (retry.cap) or a 429's Retry-After
+            # (retry.max_retry_after). A longer wait for the quota before a retry makes a
+            # live holder look dead: its key reads ambiguous, never sent twice.
+            lease=self._timeouts.total + self._retry.cap + self._retry.max_retry_after + 1.0,
             retry_ambiguous=retry_ambiguous,
         )
         action = await claim.look()

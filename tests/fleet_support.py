@@ -75,6 +75,7 @@ IN_FLIGHT_WAIT = 0.05  # seconds between two asks about a key in flight in anoth
 IN_FLIGHT_ASKS = 200  # 10 s of asks
 POOL_TIMEOUT = 2.0  # seconds an attempt of a pool process's client may take
 POOL_RETRY_CAP = 0.5  # seconds of its longest backoff
+POOL_RETRY_AFTER = 1.0  # seconds of the longest Retry-After it waits out
 
 
 def push_for(key: str) -> dict[str, Any]:
@@ -589,10 +590,10 @@ async def _send_keys(config: Mapping[str, Any], keys: Sequence[str], report: IO[
         rate_limit=config["rate_limit"],
         rate_period=config["rate_period"],
         redis_url=config["redis_url"],
-        # A short attempt and backoff: a key held by a killed process counts as in flight
-        # for one attempt and one backoff (plus 1 s), then as ambiguous; the rerun waits that.
+        # A short attempt, backoff and Retry-After: a key held by a killed process counts as
+        # in flight for the three (plus 1 s: 4.5 s), then as ambiguous; the rerun waits that.
         timeout=POOL_TIMEOUT,
-        retry=RetryPolicy(cap=POOL_RETRY_CAP),
+        retry=RetryPolicy(cap=POOL_RETRY_CAP, max_retry_after=POOL_RETRY_AFTER),
     ) as client:
         await asyncio.gather(*(sender(client) for _ in range(config["concurrency"])))
 

@@ -65,16 +65,16 @@ client = WebPushClient.from_env(
     rate_limit=int(os.environ.get("INSIDER_RATE_LIMIT", "6000")),
     rate_period=float(os.environ.get("INSIDER_RATE_PERIOD", "60")),
     # Wait little inside a task: a long backoff would hold a worker process idle, while
-    # Celery's own retry (below) waits without holding one. A short attempt and backoff also
-    # shorten how long the key of a worker that died mid-request counts as in flight for
-    # the others (an attempt's timeout + the longest backoff + 1 s: 13 s here, 61 s with the
+    # Celery's own retry (below) waits without holding one. A short attempt, backoff and
+    # Retry-After also shorten how long the key of a worker that died mid-request counts as
+    # in flight for the others (the sum of the three + 1 s: 18 s here, 181 s with the
     # client's defaults) before it is reported ambiguous.
     timeout=float(os.environ.get("INSIDER_TIMEOUT", "10")),  # seconds an attempt may take
     retry=RetryPolicy(max_attempts=3, cap=2.0, max_retry_after=5.0),
 )
 
 IN_FLIGHT_RETRY = 2.0  # seconds: a key being launched elsewhere is asked about again then
-IN_FLIGHT_RETRIES = 15  # 30 s of asking: longer than a dead holder's 13 s (at 10 s a try)
+IN_FLIGHT_RETRIES = 15  # 30 s of asking: longer than a dead holder's 18 s (at 10 s a try)
 TRANSIENT_RETRY = 10.0  # seconds: the quota or the network failed, nothing went out
 
 
