@@ -66,8 +66,9 @@ from .errors import (
     DedupeConflictError,
     InsiderError,
     JournalError,
-    JournalMismatchError,
+    MissingExtraError,
     TransportError,
+    ValidationError,
     error_for_status,
 )
 from .models import CAMPAIGN_ID_MAX, LaunchResult
@@ -651,8 +652,6 @@ class RedisLedger:
         try:
             import redis.asyncio as aioredis
         except ImportError as exc:  # the optional extra
-            from .errors import MissingExtraError
-
             raise MissingExtraError(
                 "a Redis dedupe store needs redis-py: pip install 'insider-webpush[redis]'"
             ) from exc
@@ -735,8 +734,6 @@ class Journal:
 
     @name.validator
     def _check_name(self, _: object, value: object) -> None:
-        from .errors import ValidationError
-
         if not isinstance(value, str) or not value or _SEP in value or len(value) > 200:
             raise ValidationError(
                 "journal.name", "must be a non-empty string of at most 200 characters"
@@ -1054,8 +1051,3 @@ def _check_version(path: str, raw: bytes) -> None:
             f"writes version {_HEADER['version']} (it hashes the exact bytes sent): finish "
             "that batch with the version that began it, or start a new journal"
         )
-
-
-def mismatch(index: int, entry: Entry, digest: str) -> JournalMismatchError:
-    """The error of a batch position whose push is not the one recorded there."""
-    return JournalMismatchError(index, entry.digest, digest)
