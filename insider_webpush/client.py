@@ -181,9 +181,11 @@ class WebPushClient:
             `redis` extra). None (the default) keeps it in this process.
             Without redis-py installed: `MissingExtraError` here, not at the first send.
         redis_fallback_processes: While Redis is unreachable, go on alone at
-            `rate_limit // redis_fallback_processes` per process; at least 1, and needs
-            `redis_url`. None (the default) fails closed: sends raise `TransportError` and
-            nothing is sent.
+            `rate_limit // redis_fallback_processes` per process, once the slots reserved
+            in Redis are a window old (1.5 periods after Redis is lost; sends wait
+            meanwhile), and back through Redis after a hold of a period when it answers
+            again; at least 1, and needs `redis_url`. None (the default) fails closed:
+            sends raise `TransportError` and nothing is sent.
         dedupe_store: Where `send(..., dedupe_key=...)` records what it launched
             ([`insider_webpush.ledger`][insider_webpush.ledger]): a `redis://`/`rediss://`
             URL (every process and host reaching it), an SQLite file's path (the processes

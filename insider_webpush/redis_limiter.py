@@ -155,7 +155,13 @@ from collections.abc import Awaitable, Callable
 from typing import Final, Literal, NamedTuple
 
 from .errors import TransportError
-from .limiter import DEFAULT_MARGIN, LimiterKey, SlidingWindowLimiter, paused_error
+from .limiter import (
+    DEFAULT_MARGIN,
+    LimiterKey,
+    SlidingWindowLimiter,
+    paused_error,
+    shared_limiter,
+)
 from .outcomes import Stage
 
 try:
@@ -695,8 +701,12 @@ class RedisLimiter:
         if self._down:
             return
         if self._fallback is None:
+            # One for the process, not one per event loop: two loops of one process sharing
+            # this key (successive asyncio.run calls, a thread's loop) share one local share.
             share = max(1, self.rate_limit // self.expected_processes)
-            self._fallback = SlidingWindowLimiter(share, self.rate_period, margin=self.margin)
+            self._fallback = shared_limiter(
+                (self.key, "fallback", str(self.expected_processes)), share, self.rate_period
+            )
         self._down = True
         self._up.clear()
         # Every Redis slot, reserved before Redis went, begins by now + the lead cap: local
