@@ -7,8 +7,8 @@ interval `T = rate_period * (1 + margin) / (rate_limit + 1 - burst)` and the tol
 sets `TAT = max(TAT, now) + T`. Any window of `W` seconds then holds fewer than
 `burst + W / T` starts; for `W = rate_period` that is below
 `burst + (rate_limit + 1 - burst) / (1 + margin) <= rate_limit + 1`, so at most `rate_limit`.
-The margin (0.5 % of the period by default) absorbs the jitter between a start here and its
-arrival at Insider, who counts arrivals. A start is the moment
+The margin (0.5 % of the period by default, and at least 10 ms) absorbs the jitter between a
+start here and its arrival at Insider, who counts arrivals. A start is the moment
 [`Limiter.acquire`][insider_webpush.limiter.Limiter.acquire] returns: the check is made at
 that moment, so a waiter woken late by a busy event loop is counted when it really starts.
 The client calls it once the connection is ready, immediately before the request's first
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 import math
 import os
@@ -39,6 +40,7 @@ from .outcomes import Stage, verdict_for_stage
 
 __all__ = [
     "DEFAULT_MARGIN",
+    "MARGIN_FLOOR",
     "Limiter",
     "LimiterKey",
     "SlidingWindowLimiter",
@@ -52,6 +54,10 @@ logger = logging.getLogger("insider_webpush")
 DEFAULT_MARGIN = 0.005
 """The margin, as a fraction of `rate_period`, kept for the jitter between a start and its
 arrival at Insider (0.5 %: 0.3 s of a minute)."""
+MARGIN_FLOOR = 0.01
+"""The least margin, in seconds, whatever the period: that jitter is absolute (a busy event
+loop, a network hop), and 0.5 % of a period of a second or two, as scaled-down tests use, is
+less than one busy loop iteration. It changes nothing for periods of 2 s and more."""
 # B: 24 of 6000. A waiter woken late by up to (B - 1) / r seconds (a busy event loop) loses
 # no throughput; a larger B would cost sustained rate, since B + r * period is fixed.
 _BURST_FRACTION = 0.004
@@ -106,13 +112,15 @@ class SlidingWindowLimiter:
         burst: How many may start at once: 1 to `rate_limit`; None (the default) takes 0.4 %
             of `rate_limit`, at least 2 (24 for 6000).
         margin: The fraction of `rate_period` kept for arrival jitter, between 0 and 1
-            (default [`DEFAULT_MARGIN`][insider_webpush.limiter.DEFAULT_MARGIN], 0.5 %).
+            (default [`DEFAULT_MARGIN`][insider_webpush.limiter.DEFAULT_MARGIN], 0.5 %),
+            and never less than [`MARGIN_FLOOR`][insider_webpush.limiter.MARGIN_FLOOR]
+            (10 ms) nor more than half the period.
 
     Attributes:
         rate_limit: As given.
         rate_period: As given, a float.
         burst: As given, or the default's value.
-        margin: As given.
+        margin: The margin in effect (`margin`, or the floor's share of the period).
 
     Raises:
         ValueError: A value is out of its range.
@@ -136,6 +144,7 @@ class SlidingWindowLimiter:
             )
         if not 0 < margin < 1:
             raise ValueError(f"margin must be a fraction of the period in (0, 1), got {margin!r}")
+        margin = min(max(margin, MARGIN_FLOOR / rate_period), 0.5)
         if burst is None:
             burst = max(min(2, rate_limit), int(rate_limit * _BURST_FRACTION))
         if not 1 <= burst <= rate_limit:
@@ -153,6 +162,7 @@ class SlidingWindowLimiter:
         # The waiters, first come first served; the first one is the head, the only one that
         # watches the clock. Each maps to its loop and the future that wakes it.
         self._queue: dict[object, tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = {}
+        self._eligible: set[object] = set()  # waiters woken because room came for them
 
     @property
     def rate_per_second(self) -> float:
@@ -184,27 +194,36 @@ class SlidingWindowLimiter:
             await self._wait(token, loop, max_pause)
         finally:
             with self._lock:
+                self._eligible.discard(token)
                 head = next(iter(self._queue), None) is token
-                del self._queue[token]
-                if head and self._queue:  # the next in line watches the clock now
-                    _wake(*next(iter(self._queue.values())))
+                if self._queue.pop(token, None) is not None and head and self._queue:
+                    _wake(*next(iter(self._queue.values())))  # the next one watches the clock
 
     async def _wait(self, token: object, loop: asyncio.AbstractEventLoop, max_pause: float) -> None:
-        """Wait to be the head of the queue, then for the moment the next start conforms.
+        """Wait until a start conforms, as the head of the queue (the one that watches the
+        clock) or as a waiter the head woke because room had come for it too.
 
-        The check and the take happen at the moment of return, so a late wake-up (a busy
-        loop) is never counted earlier than it starts: the bound is on actual starts.
+        Each start is checked and taken at the moment it happens, whoever takes it, so a
+        late wake-up (a busy event loop) is counted when it really starts. When a start
+        leaves room for more, the waiters behind are woken together and may all start in
+        the next loop iteration: a busy loop does not cap the rate at one start an
+        iteration.
         """
         while True:
             now = loop.time()
             with self._lock:
+                eligible = token in self._eligible
+                self._eligible.discard(token)
                 if (pause := self._resume_at - now) > max_pause:
                     raise paused_error(pause, max_pause)
                 head = next(iter(self._queue)) is token
-                if head and pause <= 0 and (wait := self._tat - self._tolerance - now) <= 0:
+                wait = self._tat - self._tolerance - now
+                if (head or eligible) and pause <= 0 and wait <= 0:
                     self._tat = max(self._tat, now) + self._interval
+                    del self._queue[token]
+                    self._wake_behind(now)
                     return
-                woken = loop.create_future()  # set by the next in line's turn, or penalize
+                woken = loop.create_future()  # set by the head, a start, or penalize
                 self._queue[token] = (loop, woken)
             if not head:
                 await woken
@@ -214,6 +233,19 @@ class SlidingWindowLimiter:
                 await woken
             finally:
                 timer.cancel()
+
+    def _wake_behind(self, now: float) -> None:
+        """After a start: wake as many waiters as could start `now` too (each checks again
+        when it runs), and always the head. Called with the lock held."""
+        queue = self._queue
+        if not queue:
+            return
+        room = 1
+        if (slack := now - (self._tat - self._tolerance)) >= 0:
+            room = int(slack / self._interval) + 1
+        for token, (loop, woken) in itertools.islice(queue.items(), room):
+            self._eligible.add(token)
+            _wake(loop, woken)
 
     def penalize(self, seconds: float) -> None:
         """Let no request start for `seconds` from now (the server said 429).
@@ -313,6 +345,7 @@ def _after_fork_in_child() -> None:
     for limiter in _registry.values():
         limiter._lock = threading.Lock()
         limiter._queue = {}
+        limiter._eligible = set()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX
