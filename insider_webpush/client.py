@@ -73,7 +73,7 @@ from .transport import AiohttpTransport, Request, Response, Transport
 if TYPE_CHECKING:  # redis is an optional extra
     from .redis_limiter import RedisLimiter
 
-__all__ = ["DEFAULT_TIMEOUT", "WebPushClient"]
+__all__ = ["DEFAULT_TIMEOUT", "LOG_EVENT", "WebPushClient", "settings_from_env"]
 
 logger = logging.getLogger("insider_webpush")
 LOG_EVENT = "insider_webpush_event"
@@ -84,6 +84,22 @@ DEFAULT_TIMEOUT = Timeouts().total
 """Seconds one attempt of a request may take by default (30); see
 [`Timeouts`][insider_webpush.models.Timeouts]."""
 _LAUNCHES = {"v1": ENDPOINTS[Operation.LAUNCH_V1], "v2": ENDPOINTS[Operation.LAUNCH_V2]}
+
+
+def settings_from_env(kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """`(api_key, kwargs)` for a client made from the environment (both clients' `from_env`):
+    `INSIDER_API_KEY`, and `INSIDER_PARTNER_ID` and `INSIDER_BASE_URL` where `kwargs` lacks
+    them (empty counts as unset).
+
+    Raises:
+        ValidationError: `INSIDER_API_KEY` is not set.
+    """
+    api_key = os.environ.get("INSIDER_API_KEY")
+    if not api_key:
+        raise ValidationError("INSIDER_API_KEY", "is not set in the environment")
+    kwargs.setdefault("partner_id", os.environ.get("INSIDER_PARTNER_ID") or None)
+    kwargs.setdefault("base_url", os.environ.get("INSIDER_BASE_URL") or DEFAULT_BASE_URL)
+    return api_key, kwargs
 
 
 def _is_loopback(host: str) -> bool:
@@ -329,11 +345,7 @@ class WebPushClient:
         Raises:
             ValidationError: `INSIDER_API_KEY` is not set, or an argument is invalid.
         """
-        api_key = os.environ.get("INSIDER_API_KEY")
-        if not api_key:
-            raise ValidationError("INSIDER_API_KEY", "is not set in the environment")
-        kwargs.setdefault("partner_id", os.environ.get("INSIDER_PARTNER_ID") or None)
-        kwargs.setdefault("base_url", os.environ.get("INSIDER_BASE_URL") or DEFAULT_BASE_URL)
+        api_key, kwargs = settings_from_env(kwargs)
         return cls(api_key, **kwargs)
 
     @property

@@ -167,14 +167,7 @@ class WebPushClient:
         Raises:
             ValidationError: `INSIDER_API_KEY` is not set, or an argument is invalid.
         """
-        from .endpoints import DEFAULT_BASE_URL
-        from .errors import ValidationError
-
-        api_key = os.environ.get("INSIDER_API_KEY")
-        if not api_key:
-            raise ValidationError("INSIDER_API_KEY", "is not set in the environment")
-        kwargs.setdefault("partner_id", os.environ.get("INSIDER_PARTNER_ID") or None)
-        kwargs.setdefault("base_url", os.environ.get("INSIDER_BASE_URL") or DEFAULT_BASE_URL)
+        api_key, kwargs = aio.settings_from_env(kwargs)
         return cls(api_key, **kwargs)
 
     @property

@@ -15,36 +15,21 @@ the quota; 0 x 429. About 25 s (1,800 launches at 200 per 2 s).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
-import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+
+from .helper_modules import helper
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "celery"
 
 
-def load(name: str, path: Path) -> ModuleType:
-    """A helper module by its path (tests/ is not on sys.path), registered under ``name``:
-    its dataclasses need that."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fleet = load("fleet_support", ROOT / "tests" / "fleet_support.py")
+fleet = helper("fleet_support")
 
 RATE_LIMIT = 200
 RATE_PERIOD = 2.0

@@ -17,32 +17,17 @@ the quota; 0 x 429. About 10 s (500 launches at 300 per 2 s, and the processes' 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from .helper_modules import helper
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load(name: str, path: Path) -> ModuleType:
-    """A helper module by its path (tests/ is not on sys.path), registered under ``name``:
-    its dataclasses need that."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fleet = load("fleet_support", ROOT / "tests" / "fleet_support.py")
+fleet = helper("fleet_support")
 redis_server = fleet.redis_server  # the fixture: a redis-server of this test alone
 
 RATE_LIMIT = 300

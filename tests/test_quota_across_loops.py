@@ -9,12 +9,9 @@ arrival times would queue behind the senders' threads for the GIL."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -22,6 +19,7 @@ import pytest
 from insider_webpush import RetryPolicy, WebPush, WebPushClient
 from insider_webpush.testing.records import max_in_window
 
+from .helper_modules import helper
 from .samples import MINIMAL_FIELDS
 
 RATE_LIMIT, RATE_PERIOD = 300, 3.0
@@ -29,23 +27,10 @@ PUSH = WebPush(**MINIMAL_FIELDS)
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _fleet() -> ModuleType:
-    """tests/fleet_support.py, by its path and under its own name (as the fleet tests load it)."""
-    if "fleet_support" in sys.modules:
-        return sys.modules["fleet_support"]
-    spec = importlib.util.spec_from_file_location("fleet_support", ROOT / "tests/fleet_support.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fleet_support"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def strict_fake(tmp_path: Path) -> Iterator[Any]:
     """FakeInsider at 300 per 3 s, answering 429 past it, in a process of its own."""
-    with _fleet().FakeInsiderProcess(RATE_LIMIT, RATE_PERIOD, tmp_path) as fake:
+    with helper("fleet_support").FakeInsiderProcess(RATE_LIMIT, RATE_PERIOD, tmp_path) as fake:
         yield fake
 
 
@@ -62,7 +47,7 @@ def test_two_asyncio_runs_and_a_thread_share_one_window(strict_fake: Any) -> Non
         "rate_period": RATE_PERIOD,
         "retry": RetryPolicy(max_retry_after=0.0),  # a 429 would fail its send, not hide
     }
-    api_key = _fleet().API_KEY
+    api_key = helper("fleet_support").API_KEY
     client = WebPushClient(api_key, **kwargs)
     results: list[BaseException | object] = []
 

@@ -12,13 +12,11 @@ fails these tests). The three-process runs are tests/fallback_fleet.py's; by han
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
 import math
 import signal
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -26,21 +24,13 @@ import redis.asyncio as aioredis
 
 from insider_webpush.redis_limiter import CALL_TIMEOUT, GCRA_LUA, MAX_LEAD, RedisLimiter
 
+from .helper_modules import helper
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load(name: str, path: Path) -> ModuleType:
-    """A helper module by its path: tests/ is not a package, nor on sys.path."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_servers = load("redis_server", ROOT / "tests/redis_server.py")
-fleet = load("fallback_fleet", ROOT / "tests/fallback_fleet.py")
+_servers = helper("redis_server")
+fleet = helper("fallback_fleet")
 redis_url_down = _servers.redis_url_down  # a fixture
 
 

@@ -8,7 +8,6 @@ limiter's rules are the real ones.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import random
 import subprocess
 import sys
@@ -32,20 +31,12 @@ from insider_webpush.limiter import key_fingerprint
 from insider_webpush.outcomes import Stage
 from insider_webpush.redis_limiter import GCRA_LUA, RedisLimiter, redis_key
 
+from .helper_modules import helper
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load(name: str, path: Path) -> ModuleType:
-    """A helper module by its path: tests/ is not a package, nor on sys.path."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_servers = load("redis_server", ROOT / "tests/redis_server.py")
+_servers = helper("redis_server")
 RedisServer = _servers.RedisServer
 free_port = _servers.free_port
 require_redis_server = _servers.require_redis_server
@@ -74,7 +65,7 @@ def redis_rate() -> ModuleType:
     """benchmarks/redis_rate.py: its sender processes are the multi-process cases' senders."""
     if str(ROOT / "benchmarks") not in sys.path:  # for its sibling benchmarks/_sample.py
         sys.path.append(str(ROOT / "benchmarks"))
-    return load("redis_rate", ROOT / "benchmarks/redis_rate.py")
+    return helper("redis_rate", ROOT / "benchmarks/redis_rate.py")
 
 
 @pytest.fixture
