@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 from collections.abc import (
     AsyncGenerator,
@@ -70,6 +71,7 @@ import attrs
 from . import telemetry
 from .errors import (
     AuthenticationError,
+    DedupeConflictError,
     InsiderError,
     JournalError,
     JournalMismatchError,
@@ -365,6 +367,14 @@ class _WorkerEnded:
     task: asyncio.Task[None]
 
 
+def _position_digest(launch: PreparedLaunch, dedupe_key: str | None) -> str:
+    """What a journal records of a position: the bytes sent, and the item's dedupe key (a
+    rerun with other keys is a changed input)."""
+    if dedupe_key is None:
+        return launch.digest[:8].hex()
+    return hashlib.sha256(launch.digest + b"\0" + dedupe_key.encode()).digest()[:8].hex()
+
+
 def _split(item: object) -> tuple[int | None, WebPush, str | None]:
     """`(campaign_id, push, dedupe_key)` of one input item, or ValidationError naming it."""
     if isinstance(item, WebPush):
@@ -435,6 +445,7 @@ class _Run:
         # Jobs that have not passed the gate yet in this run (so nothing of them is on the
         # wire): a halt cancels them, at once, rather than after their wait for the quota.
         self._waiting: dict[int, asyncio.Task[Any]] = {}
+        self._keys: dict[str, asyncio.Event] = {}  # dedupe keys being sent by this batch
         self._halt_cancelled: set[int] = set()
         # Outcomes wait here for the consumer; `_room` bounds them to `concurrency`.
         self._queue: asyncio.Queue[Outcome | _WorkerEnded] = asyncio.Queue()
@@ -511,7 +522,7 @@ class _Run:
         job = _Job(index, campaign_id, push, launch, dedupe_key, error=error)
         if self._journal is None:
             return job
-        digest = launch.digest[:8].hex() if launch is not None else ""
+        digest = _position_digest(launch, dedupe_key) if launch is not None else ""
         claim = Claim(
             self._journal,
             str(index),
@@ -600,7 +611,15 @@ class _Run:
 
         result: LaunchResult | None = None
         error: InsiderError | None = None
+        key = job.dedupe_key
+        key_free: asyncio.Event | None = None
         try:
+            if key is not None:
+                # Two items of this batch with one key: the second waits for the first, then
+                # finds it done (a replay), never "in flight" by its own batch.
+                while (busy := self._keys.get(key)) is not None:
+                    await busy.wait()
+                key_free = self._keys[key] = asyncio.Event()
             result = await self._sender.send_prepared(
                 job.launch,
                 on_attempt=on_attempt,
@@ -626,6 +645,9 @@ class _Run:
                 raise
         finally:
             self._waiting.pop(job.index, None)
+            if key_free is not None:
+                del self._keys[key]  # type: ignore[arg-type]
+                key_free.set()
             if self._telemetry is not None:
                 self._telemetry.batch_in_flight(-1)
         if job.index in self._halt_cancelled:  # cancelled before its gate: nothing went out
@@ -646,7 +668,15 @@ class _Run:
             else None,
         )
         if claim is not None:
-            await claim.settle(result, error)
+            if claim.held:
+                await claim.settle(result, error)
+            elif key is not None and (
+                (result is not None and result.replayed) or isinstance(error, DedupeConflictError)
+            ):
+                # Decided by the key's own record, nothing sent: the position keeps that
+                # outcome too, so a rerun reports it rather than sending it again (with an
+                # in-memory dedupe store, the next process has no record of the key).
+                await claim.record(result, error)
         return outcome
 
     @staticmethod

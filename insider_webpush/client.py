@@ -87,9 +87,10 @@ _LAUNCHES = {"v1": ENDPOINTS[Operation.LAUNCH_V1], "v2": ENDPOINTS[Operation.LAU
 
 
 def settings_from_env(kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """`(api_key, kwargs)` for a client made from the environment (both clients' `from_env`):
-    `INSIDER_API_KEY`, and `INSIDER_PARTNER_ID` and `INSIDER_BASE_URL` where `kwargs` lacks
-    them (empty counts as unset).
+    """`(api_key, kwargs)` for a client made from the environment (both clients' `from_env`,
+    and the CLI's variables): `INSIDER_API_KEY`, and `INSIDER_PARTNER_ID`, `INSIDER_BASE_URL`,
+    `INSIDER_REDIS_URL` and `INSIDER_DEDUPE_STORE` where `kwargs` lacks them (empty counts as
+    unset).
 
     Raises:
         ValidationError: `INSIDER_API_KEY` is not set.
@@ -99,6 +100,8 @@ def settings_from_env(kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         raise ValidationError("INSIDER_API_KEY", "is not set in the environment")
     kwargs.setdefault("partner_id", os.environ.get("INSIDER_PARTNER_ID") or None)
     kwargs.setdefault("base_url", os.environ.get("INSIDER_BASE_URL") or DEFAULT_BASE_URL)
+    kwargs.setdefault("redis_url", os.environ.get("INSIDER_REDIS_URL") or None)
+    kwargs.setdefault("dedupe_store", os.environ.get("INSIDER_DEDUPE_STORE") or None)
     return api_key, kwargs
 
 
@@ -332,12 +335,14 @@ class WebPushClient:
     def from_env(cls, **kwargs: Any) -> Self:
         """A client from the environment.
 
-        Reads `INSIDER_API_KEY` (required), `INSIDER_PARTNER_ID` and `INSIDER_BASE_URL`
-        (optional; empty counts as unset).
+        Reads `INSIDER_API_KEY` (required), and `INSIDER_PARTNER_ID`, `INSIDER_BASE_URL`,
+        `INSIDER_REDIS_URL` (`redis_url`: the quota and dedupe keys shared through Redis) and
+        `INSIDER_DEDUPE_STORE` (`dedupe_store`) when set (empty counts as unset). The
+        command line reads the same variables.
 
         Args:
-            **kwargs: Passed on to the constructor; `partner_id` and `base_url` given here
-                win over the environment.
+            **kwargs: Passed on to the constructor; what is given here wins over the
+                environment.
 
         Returns:
             The client.

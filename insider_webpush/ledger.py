@@ -419,19 +419,21 @@ class Claim:
 
     async def settle(self, result: LaunchResult | None, error: InsiderError | None) -> None:
         """Record the answer of a claim that was taken; nothing when it was not."""
-        if not self._held or self._written is None:
-            return
-        attempts = self._written.attempts
+        if self._held:
+            await self.record(result, error)
+
+    async def record(self, result: LaunchResult | None, error: InsiderError | None) -> None:
+        """Record an outcome under the key, taken or not (e.g. a batch position whose push
+        was decided by its dedupe key), if nobody wrote the key since this claim last did."""
+        attempts = self._written.attempts if self._written is not None else 0
+        state, campaign_id, failure = State.DONE, None, None
         if result is not None:
-            done = State.DONE
-            entry = Entry(done, self.digest, attempts, result.campaign_id, None, self._owner)
-            entry = attrs.evolve(entry, at=time.time())
+            campaign_id = result.campaign_id
         else:
             assert error is not None
             state = State.AMBIGUOUS if error.ambiguous else State.FAILED
-            entry = Entry(
-                state, self.digest, attempts, None, Failure.of(error), self._owner, time.time()
-            )
+            failure = Failure.of(error)
+        entry = Entry(state, self.digest, attempts, campaign_id, failure, self._owner, time.time())
         found = await self._ledger.swap(self.key, entry, self._written)
         if found is None:
             self._written = entry

@@ -155,7 +155,8 @@ class WebPushClient:
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> Self:
-        """A client from `INSIDER_API_KEY`, `INSIDER_PARTNER_ID` and `INSIDER_BASE_URL`, as
+        """A client from `INSIDER_API_KEY`, `INSIDER_PARTNER_ID`, `INSIDER_BASE_URL`,
+        `INSIDER_REDIS_URL` and `INSIDER_DEDUPE_STORE`, as
         [`insider_webpush.WebPushClient.from_env`][insider_webpush.client.WebPushClient.from_env].
 
         Args:

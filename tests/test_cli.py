@@ -191,6 +191,15 @@ def test_the_sdk_warnings_show_a_429_once_and_an_ambiguous_push_only_in_the_repo
     assert err.count("may have gone out") == 1  # the command's line, not the SDK's log too
 
 
+def test_a_dedupe_key_without_a_store_that_outlives_the_command_is_refused(
+    server: ThreadedFake, capsys: pytest.CaptureFixture[str]
+):
+    code, _, err = run(capsys, *SEND_ARGS, "--dedupe-key", "k")
+    assert code == 2
+    assert "--dedupe-key needs a store that outlives this command" in err
+    assert server.launches() == []
+
+
 def test_redis_and_dedupe_store_passwords_are_never_shown(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ):

@@ -17,6 +17,7 @@ from insider_webpush import (
     DedupeConflictError,
     FakeInsider,
     Fault,
+    JournalMismatchError,
     Launch,
     LaunchResult,
     RetryPolicy,
@@ -285,3 +286,45 @@ async def test_the_memory_store_is_one_per_process() -> None:
     assert (await second.send(push(), dedupe_key="shared")).replayed
     assert wire.sent == []
     assert isinstance(first._dedupe_ledger(), MemoryLedger)
+
+
+async def test_a_journaled_batch_keeps_each_keys_outcome_at_its_position(tmp_path: Path) -> None:
+    """With the default in-memory store a rerun is a new process that knows no key: the
+    journal must hold what the key decided, or a duplicate item is launched on the rerun."""
+    journal = tmp_path / "batch.jsonl"
+    items = [Launch(push("a"), dedupe_key="k"), Launch(push("a"), dedupe_key="k")]
+    async with FakeInsider(api_key=KEY, partner_id=PARTNER, rate_limit=100_000) as fake:
+        async with fake.client(limiter=SlidingWindowLimiter(100_000, 1.0), retry=FAST) as c:
+            first = await c.send_many(items, journal=journal, concurrency=4)
+            MemoryLedger._entries.clear()  # what a new process would have
+            again = await c.send_many(items, journal=journal, concurrency=4)
+        launched = len(fake.launches)
+    assert launched == 1
+    # In one batch the second item waits for the first: a replay, never "in flight".
+    assert [o.ok for o in first] == [True, True]
+    assert first[1].result is not None
+    assert first[1].result.replayed
+    assert all(o.from_journal and o.ok for o in again)
+
+
+async def test_a_rerun_with_other_dedupe_keys_is_a_changed_input(tmp_path: Path) -> None:
+    journal = tmp_path / "batch.jsonl"
+    async with FakeInsider(api_key=KEY, partner_id=PARTNER, rate_limit=100_000) as fake:
+        async with fake.client(limiter=SlidingWindowLimiter(100_000, 1.0), retry=FAST) as c:
+            await c.send_many([Launch(push("a"), dedupe_key="k-1")], journal=journal)
+            with pytest.raises(JournalMismatchError):
+                await c.send_many([Launch(push("a"), dedupe_key="k-2")], journal=journal)
+        assert len(fake.launches) == 1
+
+
+def test_from_env_reads_the_shared_store_as_the_command_line_does(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("INSIDER_API_KEY", KEY)
+    monkeypatch.setenv("INSIDER_REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("INSIDER_DEDUPE_STORE", str(tmp_path / "dedupe.sqlite"))
+    client = WebPushClient.from_env()
+    assert client._redis_url == "redis://127.0.0.1:1/0"
+    assert client._dedupe_store == str(tmp_path / "dedupe.sqlite")
+    monkeypatch.delenv("INSIDER_DEDUPE_STORE")
+    assert WebPushClient.from_env()._dedupe_store == "redis://127.0.0.1:1/0"  # redis_url's

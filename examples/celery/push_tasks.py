@@ -9,7 +9,7 @@ Start a worker (``README.md`` beside this file says more)::
 
     export REDIS_URL=redis://127.0.0.1:6379/0
     export INSIDER_API_KEY=...  INSIDER_PARTNER_ID=...
-    celery -A push_tasks worker --workdir examples/celery --pool prefork --concurrency 4 -O fair
+    celery --workdir examples/celery -A push_tasks worker --pool prefork --concurrency 4 -O fair
 
 and enqueue from any process that can import this module::
 

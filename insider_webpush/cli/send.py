@@ -36,6 +36,12 @@ async def run(args: argparse.Namespace, out: Output) -> int:
     creds = credentials(args)
     if creds.partner_id is None:
         raise UsageError(f"no partner id: set {PARTNER_VARIABLE} (or pass --partner-id)")
+    if args.dedupe_key is not None and creds.redis_url is None and creds.dedupe_store is None:
+        # Each run of the command is a new process: an in-memory store would remember nothing.
+        raise UsageError(
+            "--dedupe-key needs a store that outlives this command: --dedupe-store FILE (or "
+            "INSIDER_DEDUPE_STORE), or --redis-url URL (or INSIDER_REDIS_URL)"
+        )
     async with WebPushClient(creds.api_key, **creds.client_options()) as client:
         try:
             result = await client.send(
