@@ -560,6 +560,11 @@ class SQLiteLedger:
             self._db = sqlite3.connect(
                 self.path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
+        except sqlite3.Error as exc:  # e.g. a folder that does not exist
+            raise JournalError(
+                f"{self.path!r} cannot be opened as an SQLite ledger: {exc}"
+            ) from None
+        try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(
@@ -570,6 +575,7 @@ class SQLiteLedger:
                 "DELETE FROM insider_webpush_ledger WHERE expires <= ?", (time.time(),)
             )
         except sqlite3.DatabaseError as exc:
+            self._db.close()
             raise JournalError(f"{self.path!r} is not a usable SQLite ledger: {exc}") from None
 
     def _get(self, name: str) -> str | None:

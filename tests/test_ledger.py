@@ -4,6 +4,7 @@ several processes, Redis), which dedupe keys and batch journals share."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import multiprocessing
 import sqlite3
@@ -173,7 +174,8 @@ def test_sqlite_ledger_one_winner_among_processes(tmp_path: Path) -> None:
             process.join(30)
             assert process.exitcode == 0
         assert wins.value == 1, key
-    rows = sqlite3.connect(path).execute("SELECT count(*) FROM insider_webpush_ledger").fetchone()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        rows = db.execute("SELECT count(*) FROM insider_webpush_ledger").fetchone()
     assert rows == (3,)
 
 
