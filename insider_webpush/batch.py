@@ -690,6 +690,9 @@ class _Run:
             error = entry.failure.rebuild()
         else:
             error = claim.conflict(action, entry)
+            # In flight: another run of this batch is sending it, or one died with it on the
+            # wire. Either way it may have gone out.
+            error.ambiguous = error.ambiguous or action is Action.IN_FLIGHT
         return Outcome(
             job.index,
             job.push,
@@ -707,7 +710,9 @@ class _Run:
         try:
             spec = self._journal_spec
             if isinstance(spec, Journal):
-                self._journal = spec.open()
+                # Under the sender's base URL and key: one name in staging and production
+                # are two batches.
+                self._journal = spec.open(self._sender.ledger_namespace)
             elif spec is not None:
                 self._journal = self._file_journal = FileJournal(spec)
             for _ in range(self._workers_wanted):

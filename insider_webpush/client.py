@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import ipaddress
 import logging
+import math
 import os
 import time
 import warnings
@@ -241,6 +242,13 @@ class WebPushClient:
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ValidationError("api_key", "must be a non-empty string")
+        if api_key != api_key.strip() or any(ord(c) < 0x21 or ord(c) == 0x7F for c in api_key):
+            # It goes into a header: a newline read from a file would fail every send.
+            raise ValidationError(
+                "api_key",
+                "must not hold spaces, line breaks or control characters (read from a file? "
+                "strip it)",
+            )
         if partner_id is not None:
             # The model owns the partner id rule; a throwaway draft applies it.
             partner_id = Draft(partner_id=partner_id, title="-").partner_id
@@ -324,6 +332,20 @@ class WebPushClient:
             )
         self._dedupe_store = dedupe_store
         self._dedupe_ttl = check_dedupe_ttl(dedupe_ttl)
+        # How long a `sending` record of a live holder may go unrefreshed: it rewrites it at
+        # every attempt's gate; between two pass an attempt (timeouts.total) and a backoff
+        # (retry.cap) or a 429's Retry-After (retry.max_retry_after). Past it, the holder is
+        # taken to have died on the wire (ambiguous). A longer wait for the quota before a
+        # retry makes a live holder look dead: its key reads ambiguous, never sent twice.
+        lease = self._timeouts.total + self._retry.cap + self._retry.max_retry_after + 1.0
+        if math.isfinite(lease) and self._dedupe_ttl < lease:
+            raise ValidationError(
+                "dedupe_ttl",
+                f"must be at least {lease:g} s, the longest a send may hold its key between "
+                "two writes (timeout + RetryPolicy.cap + max_retry_after + 1 s): a shorter one "
+                "would forget a key while it is being sent",
+            )
+        self._lease = min(lease, self._dedupe_ttl)
         # The dedupe ledger: one for the client, or one per event loop for Redis (its
         # connections belong to one loop). Made on the first send with a dedupe key.
         self._ledger: Ledger | None = None
@@ -579,11 +601,7 @@ class WebPushClient:
             self._dedupe_ledger(),
             check_dedupe_key(dedupe_key),
             launch.digest[:8].hex(),
-            # A holder rewrites its entry at every attempt's gate; between two pass an
-            # attempt (timeouts.total) and a backoff (retry.cap) or a 429's Retry-After
-            # (retry.max_retry_after). A longer wait for the quota before a retry makes a
-            # live holder look dead: its key reads ambiguous, never sent twice.
-            lease=self._timeouts.total + self._retry.cap + self._retry.max_retry_after + 1.0,
+            lease=self._lease,
             retry_ambiguous=retry_ambiguous,
         )
         action = await claim.look()
@@ -637,9 +655,14 @@ class WebPushClient:
             self._ledger = self._open_ledger()
         return self._ledger
 
+    @property
+    def ledger_namespace(self) -> str:
+        """What this client's records are kept under in a shared store: hashes of its base URL
+        and API key (never the key)."""
+        return f"{hashlib.sha256(self._base_url.encode()).hexdigest()[:12]}:{self._key_id}"
+
     def _open_ledger(self) -> Ledger:
-        host = hashlib.sha256(self._base_url.encode()).hexdigest()[:12]
-        namespace = f"dedupe:{host}:{self._key_id}"
+        namespace = f"dedupe:{self.ledger_namespace}"
         return open_ledger(self._dedupe_store, namespace, ttl=self._dedupe_ttl)
 
     def _forget_ledger(

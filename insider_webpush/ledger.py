@@ -50,6 +50,7 @@ import array
 import asyncio
 import enum
 import json
+import logging
 import math
 import os
 import sqlite3
@@ -71,7 +72,7 @@ from .errors import (
     ValidationError,
     error_for_status,
 )
-from .models import CAMPAIGN_ID_MAX, LaunchResult
+from .models import CAMPAIGN_ID_MAX, LaunchResult, check_dedupe_ttl
 from .outcomes import Stage
 
 if sys.platform != "win32":
@@ -95,6 +96,8 @@ __all__ = [
     "decide",
     "open_ledger",
 ]
+
+logger = logging.getLogger("insider_webpush")
 
 DEFAULT_DEDUPE_TTL: Final = 7 * 24 * 3600.0
 """Seconds an entry is kept after its last write: 7 days."""
@@ -437,6 +440,14 @@ class Claim:
         found = await self._ledger.swap(self.key, entry, self._written)
         if found is None:
             self._written = entry
+        else:  # another holder took the key over (retry_ambiguous elsewhere, an expiry)
+            logger.warning(
+                "%s: the record changed while it was sent (now %s); its outcome (%s) is not "
+                "recorded",
+                self.label,
+                found.state.value,
+                state.value,
+            )
 
     def replayed(self, entry: Entry) -> LaunchResult:
         """The result a `done` entry recorded, marked as replayed."""
@@ -533,6 +544,9 @@ _GONE: Final = Entry(State.AMBIGUOUS, "", owner="gone")
 # -- SQLite ---------------------------------------------------------------------------------
 
 
+_INHERITED: list[sqlite3.Connection] = []  # a parent's connections, after a fork
+
+
 class SQLiteLedger:
     """Entries in an SQLite file, shared by the processes of one host.
 
@@ -556,6 +570,7 @@ class SQLiteLedger:
         self._prefix = namespace + _SEP
         self._ttl = ttl
         self._lock = threading.Lock()
+        self._pid = os.getpid()
         try:
             self._db = sqlite3.connect(
                 self.path, timeout=30.0, isolation_level=None, check_same_thread=False
@@ -578,7 +593,21 @@ class SQLiteLedger:
             self._db.close()
             raise JournalError(f"{self.path!r} is not a usable SQLite ledger: {exc}") from None
 
+    def _forked(self) -> None:
+        """In a child made by fork: SQLite connections must not cross a fork, and the lock
+        may be held by a thread that is gone. Open anew; keep the parent's, unused."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._lock = threading.Lock()
+            # Closing it here could drop this process's own file locks (POSIX locks go with
+            # any close of the file): it is kept, unused, for the life of the process.
+            _INHERITED.append(self._db)
+            self._db = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+
     def _get(self, name: str) -> str | None:
+        self._forked()
         with self._lock:
             row = self._db.execute(
                 "SELECT entry FROM insider_webpush_ledger WHERE key = ? AND expires > ?",
@@ -588,6 +617,7 @@ class SQLiteLedger:
 
     def _swap(self, name: str, text: str, expected: str | None) -> str | None:
         now = time.time()
+        self._forked()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -731,14 +761,25 @@ class Journal:
     Attributes:
         store: A `redis://`/`rediss://` URL, an SQLite file's path, or a
             [`Ledger`][insider_webpush.ledger.Ledger].
-        name: The batch's name: its positions are keys under it. A rerun must use the same
-            name; a new batch a new one.
-        ttl: Seconds each entry is kept (default 7 days).
+        name: The batch's name: its positions are keys under it, and under the client's base
+            URL and API key (a staging run and a production run of one name never mix). A
+            rerun must use the same name; a new batch a new one.
+        ttl: Seconds each entry is kept, above 0 and at most a year (default 7 days).
+
+    Raises:
+        ValidationError: `name` or `ttl` breaks its rule.
     """
 
     store: str | os.PathLike[str] | Ledger
     name: str = attrs.field()
-    ttl: float = DEFAULT_DEDUPE_TTL
+    ttl: float = attrs.field(default=DEFAULT_DEDUPE_TTL)
+
+    @ttl.validator
+    def _check_ttl(self, _: object, value: object) -> None:
+        try:
+            check_dedupe_ttl(value)
+        except ValidationError as exc:
+            raise ValidationError("journal.ttl", exc.message) from None
 
     @name.validator
     def _check_name(self, _: object, value: object) -> None:
@@ -747,9 +788,10 @@ class Journal:
                 "journal.name", "must be a non-empty string of at most 200 characters"
             )
 
-    def open(self) -> Ledger:
-        """The ledger, namespaced by the batch's name."""
-        return open_ledger(self.store, f"batch:{self.name}", ttl=self.ttl)
+    def open(self, namespace: str = "") -> Ledger:
+        """The ledger, namespaced by `namespace` (the client's: its base URL and API key)
+        and the batch's name."""
+        return open_ledger(self.store, f"batch:{namespace}:{self.name}", ttl=float(self.ttl))
 
 
 # -- the JSONL batch journal ----------------------------------------------------------------

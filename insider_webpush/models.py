@@ -397,6 +397,12 @@ def check_dedupe_key(value: object) -> str:
         )
     if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value):
         raise ValidationError("dedupe_key", "must not contain control characters")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValidationError(
+            "dedupe_key", "must be valid text (a lone surrogate is not)"
+        ) from None
     return value
 
 

@@ -56,6 +56,12 @@ class Sender(Protocol):
     """Prepares and sends launches;
     [`WebPushClient`][insider_webpush.client.WebPushClient] is one."""
 
+    @property
+    def ledger_namespace(self) -> str:
+        """What a journal kept in a shared store is namespaced by (the base URL and the API
+        key, hashed), so that one batch name of two accounts never mixes."""
+        ...
+
     def prepare_launch(
         self, push: WebPush, *, campaign_id: int | None = None, api_version: str = "v2"
     ) -> PreparedLaunch:

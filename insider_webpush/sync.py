@@ -88,6 +88,7 @@ _current: _Loop | None = None
 _current_pid = 0
 _orphans: list[_Loop] = []  # a parent's loops, inherited by fork: kept, never closed here
 _clients: weakref.WeakSet[WebPushClient] = weakref.WeakSet()
+_streams: weakref.WeakSet[Any] = weakref.WeakSet()  # open `stream` generators, async side
 
 
 def _loop() -> _Loop:
@@ -116,6 +117,8 @@ def _close_at_exit() -> None:
     current = _current
     if current is None or _current_pid != os.getpid() or current.loop.is_closed():
         return
+    for outcomes in list(_streams):  # streams left unfinished: their workers stop first
+        current.run(outcomes.aclose())
     for client in list(_clients):
         if not client.closed:
             current.run(client._client.close())
@@ -336,6 +339,7 @@ class WebPushClient:
             )
 
         outcomes = loop.run(start())
+        _streams.add(outcomes)
 
         def pull() -> Generator[batch.Outcome, None, None]:
             try:
@@ -345,7 +349,9 @@ class WebPushClient:
                     except StopAsyncIteration:
                         return
             finally:
-                loop.run(_finish(outcomes, bridge))
+                _streams.discard(outcomes)
+                if not loop.loop.is_closed():  # at exit, _close_at_exit closed it already
+                    loop.run(_finish(outcomes, bridge))
 
         return pull()
 

@@ -92,6 +92,14 @@ class Request(NamedTuple):
     body: bytes
     headers: Mapping[str, str]
 
+    def __repr__(self) -> str:
+        # The headers hold the key: a repr (a log line, a traceback's locals) names them only.
+        names = ", ".join(self.headers)
+        return (
+            f"Request(method={self.method!r}, url={self.url!r}, body=<{len(self.body)} bytes>, "
+            f"headers=<{names}>)"
+        )
+
 
 class Response(NamedTuple):
     """A complete answer: the status, its headers and the whole body.

@@ -328,3 +328,67 @@ def test_from_env_reads_the_shared_store_as_the_command_line_does(
     assert client._dedupe_store == str(tmp_path / "dedupe.sqlite")
     monkeypatch.delenv("INSIDER_DEDUPE_STORE")
     assert WebPushClient.from_env()._dedupe_store == "redis://127.0.0.1:1/0"  # redis_url's
+
+
+def test_a_request_repr_never_holds_the_key() -> None:
+    client, _ = scripted()
+    launch = client.prepare_launch(push())
+    assert KEY not in repr(launch)
+    assert KEY not in str(launch.request)
+    assert "Authorization" in repr(launch.request)  # named, not shown
+
+
+@pytest.mark.parametrize("key", ["abc\n", " abc", "a b\tc", "abc\x00"])
+def test_an_api_key_with_whitespace_or_control_characters_is_refused(key: str) -> None:
+    with pytest.raises(ValidationError, match="line breaks or control characters") as info:
+        WebPushClient(key)
+    assert key not in str(info.value)
+
+
+def test_a_lone_surrogate_is_no_dedupe_key() -> None:
+    with pytest.raises(ValidationError, match="valid text"):
+        Launch(push(), dedupe_key="\ud800")
+
+
+@pytest.mark.parametrize("ttl", [0, -5, float("nan"), float("inf"), "60"])
+def test_a_bad_journal_ttl_is_refused(ttl: object, tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match=r"journal\.ttl"):
+        Journal(tmp_path / "j.sqlite", "nightly", ttl=ttl)  # type: ignore[arg-type]
+
+
+def test_a_dedupe_ttl_shorter_than_a_send_may_hold_its_key_is_refused() -> None:
+    with pytest.raises(ValidationError, match="must be at least 32 s"):
+        WebPushClient(
+            KEY, timeout=1.0, retry=RetryPolicy(cap=10.0, max_retry_after=20.0), dedupe_ttl=31
+        )
+    WebPushClient(
+        KEY, timeout=1.0, retry=RetryPolicy(cap=10.0, max_retry_after=20.0), dedupe_ttl=32
+    )
+
+
+async def test_one_journal_name_under_two_api_keys_is_two_batches(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.sqlite", "nightly")
+    async with (
+        FakeInsider(api_key="staging-key", partner_id=PARTNER) as staging,
+        FakeInsider(api_key="prod-key", partner_id=PARTNER) as prod,
+    ):
+        async with staging.client(retry=FAST) as c:
+            await c.send_many([push("a")], journal=journal)
+        async with prod.client(retry=FAST) as c:
+            result = await c.send_many([push("a")], journal=journal)
+        assert len(prod.launches) == 1  # not a replay of staging's launch
+    assert not result[0].from_journal
+
+
+async def test_a_position_in_flight_in_a_shared_journal_is_ambiguous(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.sqlite", "nightly")
+    async with FakeInsider(api_key=KEY, partner_id=PARTNER) as fake:
+        async with fake.client(retry=FAST) as c:
+            digest = c.prepare_launch(push("a")).digest[:8].hex()
+            ledger = journal.open(c.ledger_namespace)
+            holder = Entry(State.SENDING, digest, 1, owner="another run", at=time.time())
+            assert await ledger.swap("0", holder, None) is None
+            await ledger.aclose()
+            result = await c.send_many([push("a")], journal=journal)
+        assert fake.launches == []
+    assert result.counts["ambiguous"] == 1  # sent elsewhere now, or a run died on the wire

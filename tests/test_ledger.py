@@ -8,6 +8,8 @@ import contextlib
 import math
 import multiprocessing
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -231,3 +233,42 @@ def test_open_ledger_by_spec(tmp_path: Path) -> None:
     assert open_ledger(memory, "ns", ttl=1.0) is memory
     with pytest.raises(ValueError, match=r"journal\.name"):
         Journal("redis://localhost", "")
+
+
+FORK_WITH_THE_LOCK_HELD = """
+import asyncio, os, sys
+from insider_webpush.ledger import SQLiteLedger
+
+ledger = SQLiteLedger(sys.argv[1], "ns")
+with ledger._lock:  # as a thread of the parent writing at the moment of the fork
+    pid = os.fork()
+    if pid == 0:
+        asyncio.run(ledger.get("k"))  # the lock the parent holds is not this one's
+        os._exit(0)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_an_sqlite_ledger_works_in_a_child_forked_while_its_lock_was_held(tmp_path: Path) -> None:
+    # In a fresh process of one thread: forking pytest's own (threads) would warn.
+    done = subprocess.run(
+        [sys.executable, "-c", FORK_WITH_THE_LOCK_HELD, str(tmp_path / "fork.sqlite")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (done.stdout, done.stderr) == ("0\n", "")
+
+
+async def test_an_outcome_lost_to_another_holder_is_said(caplog: pytest.LogCaptureFixture) -> None:
+    ledger = MemoryLedger("lost")
+    claim = Claim(ledger, "k", DIGEST, lease=LEASE)
+    await claim.look()
+    await claim.take(1)
+    other = Entry(State.SENDING, DIGEST, 1, owner="other", at=NOW)
+    found = await ledger.get("k")
+    assert await ledger.swap("k", other, found) is None  # taken over meanwhile
+    await claim.settle(LaunchResult(True, 5), None)
+    assert "the record changed while it was sent" in caplog.text
+    assert await ledger.get("k") == other

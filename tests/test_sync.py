@@ -204,3 +204,16 @@ def test_after_a_fork_the_child_sends_on_a_loop_of_its_own(fake: FakeInsider) ->
     assert done.stdout == "ok\n"
     assert done.stderr == ""
     assert len(fake.launches) == 3
+
+
+def test_a_stream_left_unfinished_at_exit_stops_silently(fake: FakeInsider) -> None:
+    done = _run(
+        fake,
+        """
+        outcomes = client.stream([push] * 20, concurrency=2)
+        print(next(outcomes).ok)  # then the interpreter exits with the stream open
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "True\n"
+    assert done.stderr == ""
