@@ -530,6 +530,9 @@ class _Run:
             lease=_JOURNAL_LEASE,
             retry_ambiguous=self._retry_ambiguous,
             label=f"push #{index}",
+            # Held by another run of this batch, or by one that died with it on the wire:
+            # either way it may have gone out.
+            in_flight_is_ambiguous=True,
         )
         job = attrs.evolve(job, claim=claim)
         if self._file_journal is None:
@@ -690,9 +693,6 @@ class _Run:
             error = entry.failure.rebuild()
         else:
             error = claim.conflict(action, entry)
-            # In flight: another run of this batch is sending it, or one died with it on the
-            # wire. Either way it may have gone out.
-            error.ambiguous = error.ambiguous or action is Action.IN_FLIGHT
         return Outcome(
             job.index,
             job.push,

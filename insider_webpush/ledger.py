@@ -331,6 +331,9 @@ class Claim:
         lease: Seconds a `sending` entry of another holder counts as in flight.
         retry_ambiguous: Take over an ambiguous entry and send again.
         label: How messages name it, e.g. `"push #7"`; None: `"dedupe key '<key>'"`.
+        in_flight_is_ambiguous: A key held by another holder may have gone out (a batch
+            position: another run, or one that died on the wire); False (a dedupe key: ask
+            again) by default.
     """
 
     __slots__ = (
@@ -339,6 +342,7 @@ class Claim:
         "_owner",
         "_written",
         "digest",
+        "in_flight_is_ambiguous",
         "key",
         "label",
         "lease",
@@ -355,6 +359,7 @@ class Claim:
         lease: float,
         retry_ambiguous: bool = False,
         label: str | None = None,
+        in_flight_is_ambiguous: bool = False,
     ) -> None:
         self._ledger = ledger
         self.key = key
@@ -362,6 +367,7 @@ class Claim:
         self.lease = lease
         self.retry_ambiguous = retry_ambiguous
         self.label = label if label is not None else f"dedupe key {key!r}"
+        self.in_flight_is_ambiguous = in_flight_is_ambiguous
         self.previous: Entry | None = None  # what the look found
         self._written: Entry | None = None  # what the ledger holds, as far as we know
         self._owner = uuid.uuid4().hex
@@ -462,6 +468,7 @@ class Claim:
                 f"{label} is being sent by another holder now; nothing was sent",
                 dedupe_key=key,
                 in_flight=True,
+                ambiguous=self.in_flight_is_ambiguous,
             )
         if action is Action.MISMATCH:
             return DedupeConflictError(
@@ -492,15 +499,16 @@ class MemoryLedger:
         ttl: Seconds an entry is kept after its write.
     """
 
-    # key -> (entry JSON, expires), one dict per process
-    _entries: ClassVar[dict[str, tuple[str, float]]] = {}
+    # key -> (entry, expires), one dict per process. Entries are frozen: kept as they are,
+    # compared by value, with no encoding (the shared stores compare their JSON text).
+    _entries: ClassVar[dict[str, tuple[Entry, float]]] = {}
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, namespace: str, *, ttl: float = DEFAULT_DEDUPE_TTL) -> None:
         self._prefix = namespace + _SEP
         self._ttl = ttl
 
-    def _read(self, key: str, now: float) -> str | None:
+    def _read(self, key: str, now: float) -> Entry | None:
         found = self._entries.get(key)
         if found is None or found[1] <= now:
             return None
@@ -508,17 +516,16 @@ class MemoryLedger:
 
     async def get(self, key: str) -> Entry | None:
         with self._lock:
-            text = self._read(self._prefix + key, time.time())
-        return Entry.from_json(text) if text is not None else None
+            return self._read(self._prefix + key, time.time())
 
     async def swap(self, key: str, entry: Entry, expected: Entry | None) -> Entry | None:
         now = time.time()
         name = self._prefix + key
         with self._lock:
-            text = self._read(name, now)
-            if text != (expected.to_json() if expected is not None else None):
-                return Entry.from_json(text) if text is not None else _GONE
-            self._entries[name] = (entry.to_json(), now + self._ttl)
+            current = self._read(name, now)
+            if current != expected:
+                return current if current is not None else _GONE
+            self._entries[name] = (entry, now + self._ttl)
             if len(self._entries) % 4096 == 0:  # now and then, forget what expired
                 for old in [k for k, (_, end) in self._entries.items() if end <= now]:
                     del self._entries[old]
