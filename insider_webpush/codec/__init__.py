@@ -24,9 +24,9 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from .errors import APIError, ValidationError
-from .models import CAMPAIGN_ID_MAX, TTL_MAX_SECONDS, Draft, LaunchResult, Target, WebPush
-from .outcomes import Stage, verdict_for_stage
+from ..errors import APIError, ValidationError
+from ..models import CAMPAIGN_ID_MAX, TTL_MAX_SECONDS, Draft, LaunchResult, Target, WebPush
+from ..outcomes import Stage, verdict_for_stage
 
 __all__ = [
     "INCLUDE_UNENGAGED_PYTHON_KEY",
