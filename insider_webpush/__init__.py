@@ -32,9 +32,11 @@ from .errors import (
     RateLimitError,
     ServerError,
     TransportError,
+    UnprocessableEntityError,
     ValidationError,
 )
 from .limiter import Limiter, SlidingWindowLimiter
+from .metrics import CampaignMetrics, CampaignSummary, TopMetrics
 from .models import Draft, LaunchResult, Target, Timeouts, WebPush
 from .outcomes import Stage, Verdict
 from .retry import RetryPolicy
@@ -51,6 +53,8 @@ __all__ = [
     "BatchError",
     "BatchInputError",
     "BatchResult",
+    "CampaignMetrics",
+    "CampaignSummary",
     "DedupeConflictError",
     "Draft",
     "FailedDependencyError",
@@ -75,7 +79,9 @@ __all__ = [
     "Stage",
     "Target",
     "Timeouts",
+    "TopMetrics",
     "TransportError",
+    "UnprocessableEntityError",
     "ValidationError",
     "Verdict",
     "WebPush",

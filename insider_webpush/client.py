@@ -13,6 +13,7 @@ async with WebPushClient(api_key, partner_id="10000001") as client:
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import ipaddress
 import logging
@@ -21,10 +22,10 @@ import os
 import time
 import warnings
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from importlib.util import find_spec
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -40,9 +41,18 @@ from .codec import (
     encode_json,
     encode_push,
     error_message,
+    field_errors,
     launch_result_from_body,
 )
-from .endpoints import DEFAULT_BASE_URL, ENDPOINTS, Endpoint, Operation
+from .codec.statistics import (
+    campaign_metrics_from_body,
+    campaign_metrics_request,
+    metrics_page_from_body,
+    overall_metrics_request,
+    top_metrics_from_body,
+    top_metrics_request,
+)
+from .endpoints import DEFAULT_BASE_URL, ENDPOINTS, QUOTAS, Endpoint, Operation
 from .errors import (
     APIError,
     InsiderError,
@@ -54,6 +64,14 @@ from .errors import (
 )
 from .ledger import DEFAULT_DEDUPE_TTL, Action, Claim, Journal, Ledger, Taken, open_ledger
 from .limiter import Limiter, LimiterKey, key_fingerprint, paused_error, shared_limiter
+from .metrics import (
+    PER_PAGE_DEFAULT,
+    CampaignMetrics,
+    CampaignSummary,
+    TopMetrics,
+    check_date_range,
+    check_per_page,
+)
 from .models import (
     DEFAULT_LANGUAGE,
     LAUNCH_BODY_MAX,
@@ -66,7 +84,7 @@ from .models import (
     check_dedupe_ttl,
     check_quota,
 )
-from .outcomes import RETRY_SAFE_STATUSES, Verdict, verdict_for_status
+from .outcomes import verdict_for_status
 from .retry import RetryPolicy, parse_retry_after
 from .sender import AttemptHook, PreparedLaunch
 from .transport import AiohttpTransport, Request, Response, Transport
@@ -75,6 +93,8 @@ if TYPE_CHECKING:  # redis is an optional extra
     from .redis_limiter import RedisLimiter
 
 __all__ = ["DEFAULT_TIMEOUT", "LOG_EVENT", "WebPushClient", "settings_from_env"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger("insider_webpush")
 LOG_EVENT = "insider_webpush_event"
@@ -175,6 +195,13 @@ class WebPushClient:
         rate_limit: Launch v2's quota per key: request starts per `rate_period`, from 1 to
             10**9 (default 6000, Insider's documented rate).
         rate_period: The quota's window, in seconds: finite and above 0 (default 60.0).
+        quotas: Any quota group's `(rate_limit, rate_period)`, by the endpoint table's
+            groups ([`QUOTAS`][insider_webpush.endpoints.QUOTAS]): `"launch_v2"`,
+            `"launch_v1"`, `"create"`, `"delete"` and `"statistics"` (the three statistics
+            endpoints together, 30 per 60.0 s by default), e.g. `{"statistics": (30, 60.0)}`
+            for a key Insider raised. A group not given keeps its default; `rate_limit` and
+            `rate_period` are the shorthand for `"launch_v2"` (give one or the other).
+            None by default.
         limiter: Replaces launch v2's shared limiter: any object with `acquire`, `penalize`
             and `paused_for` (a [`Limiter`][insider_webpush.limiter.Limiter]). None (the
             default) shares one per event loop, base URL, key and operation.
@@ -229,6 +256,7 @@ class WebPushClient:
         base_url: str = DEFAULT_BASE_URL,
         rate_limit: int = ENDPOINTS[Operation.LAUNCH_V2].rate_limit,
         rate_period: float = ENDPOINTS[Operation.LAUNCH_V2].rate_period,
+        quotas: Mapping[str, tuple[int, float]] | None = None,
         limiter: Limiter | None = None,
         retry: RetryPolicy | None = None,
         timeout: float | Timeouts = DEFAULT_TIMEOUT,
@@ -253,6 +281,7 @@ class WebPushClient:
             # The model owns the partner id rule; a throwaway draft applies it.
             partner_id = Draft(partner_id=partner_id, title="-").partner_id
         check_quota(rate_limit, rate_period)
+        self._quota = _quotas(quotas, rate_limit, rate_period)
         if limiter is not None and not isinstance(limiter, Limiter):
             raise ValidationError(
                 "limiter", "must have acquire(), penalize(seconds) and paused_for()"
@@ -269,7 +298,6 @@ class WebPushClient:
             "User-Agent": f"insider-webpush/{__version__}",
             "Content-Type": "application/json",
         }
-        self._quota = {Operation.LAUNCH_V2: (rate_limit, float(rate_period))}
         self._limiter_override = limiter
         # Keyed by the operation's value: a str hashes in C, an Enum member in Python.
         self._limiters: dict[str, Limiter] = {}
@@ -835,6 +863,139 @@ class WebPushClient:
             stop=stop,
         )
 
+    # -- statistics ---------------------------------------------------------------------
+
+    async def campaign_metrics(
+        self, campaign_id: int, *, start_date: dt.date, end_date: dt.date
+    ) -> CampaignMetrics:
+        """One campaign's statistics (`POST /v1/statistics/campaign-metrics`).
+
+        Insider's three statistics endpoints share one quota of 30 requests a minute per key
+        (quota group `statistics`; see `quotas`). They are reads: a 5xx, a timeout or a lost
+        connection is retried as `retry` allows, and a `403 "Request limit exceeded"` (their
+        throttling answer) or a 429 pauses every reader of the key for its `Retry-After`.
+
+        Args:
+            campaign_id: The campaign's id (a launch's `LaunchResult.campaign_id`), a
+                positive `int`.
+            start_date: The first day, a `datetime.date`; Insider refuses one before the
+                campaign was created (a 422).
+            end_date: The last day, a `datetime.date`, not before `start_date`.
+
+        Returns:
+            The campaign's figures, every one a number
+                ([`CampaignMetrics`][insider_webpush.metrics.CampaignMetrics]).
+
+        Raises:
+            ValidationError: Before anything is sent: the client has no partner id, the id
+                is not a positive `int`, a date is not a `date`, or the end is before the
+                start.
+            UnprocessableEntityError: Insider refused a field (422); `errors` names them.
+            RateLimitError: Still throttled after the retries (or a `Retry-After` longer
+                than `retry.max_retry_after`).
+            APIError: Any other refusal, or an answer whose figures cannot be read.
+            TransportError: No complete answer, after the retries.
+        """
+        partner_id = self._statistics_partner()
+        checked = check_campaign_id(campaign_id)
+        if checked is None:
+            raise ValidationError("campaign_id", "is required: the campaign to read")
+        start, end = check_date_range(start_date, end_date)
+        body = campaign_metrics_request(partner_id, checked, start, end)
+        status, payload = await self._read(Operation.CAMPAIGN_METRICS, body)
+        return self._figures(campaign_metrics_from_body, status, payload)
+
+    async def top_metrics(self, *, start_date: dt.date, end_date: dt.date) -> TopMetrics:
+        """The account's statistics over every campaign (`POST /v1/statistics/top-metrics`).
+
+        The same quota, retries and throttling as `campaign_metrics`.
+
+        Args:
+            start_date: The first day, a `datetime.date`.
+            end_date: The last day, a `datetime.date`, not before `start_date`.
+
+        Returns:
+            The account's figures per campaign type and its drop reasons
+                ([`TopMetrics`][insider_webpush.metrics.TopMetrics]).
+
+        Raises:
+            ValidationError: Before anything is sent: no partner id, or bad dates.
+            InsiderError: As `campaign_metrics` raises.
+        """
+        partner_id = self._statistics_partner()
+        start, end = check_date_range(start_date, end_date)
+        status, payload = await self._read(
+            Operation.TOP_METRICS, top_metrics_request(partner_id, start, end)
+        )
+        return self._figures(top_metrics_from_body, status, payload)
+
+    def overall_metrics(
+        self, *, start_date: dt.date, end_date: dt.date, per_page: int = PER_PAGE_DEFAULT
+    ) -> AsyncIterator[CampaignSummary]:
+        """Every campaign in the interval with its figures (`POST
+        /v1/statistics/overall-metrics`), page after page.
+
+        `async for campaign in client.overall_metrics(start_date=..., end_date=...):`.
+        Arguments are checked now; the pages are fetched lazily, each when the previous one
+        is used up, each through the statistics quota (30 a minute shared with the other two
+        endpoints), and none past the last: `ceil(total / per_page)` requests in all, from
+        the `total` and `per_page` Insider answers (so a `per_page` it lowers still reaches
+        every page). Leaving the loop early fetches nothing more.
+
+        Args:
+            start_date: The first day, a `datetime.date`.
+            end_date: The last day, a `datetime.date`, not before `start_date`.
+            per_page: Campaigns per request, 1 to
+                [`PER_PAGE_MAX`][insider_webpush.metrics.PER_PAGE_MAX] (default 10,
+                Insider's); a public client reports 422 above about 20.
+
+        Returns:
+            An async iterator of [`CampaignSummary`][insider_webpush.metrics.CampaignSummary],
+                in Insider's order.
+
+        Raises:
+            ValidationError: At the call: no partner id, bad dates, or `per_page` out of
+                range.
+            InsiderError: While iterating, as `campaign_metrics` raises.
+        """
+        partner_id = self._statistics_partner()
+        start, end = check_date_range(start_date, end_date)
+        return self._pages(partner_id, start, end, check_per_page(per_page))
+
+    async def _pages(
+        self, partner_id: str, start: dt.date, end: dt.date, per_page: int
+    ) -> AsyncGenerator[CampaignSummary, None]:
+        page = 1
+        while True:
+            body = overall_metrics_request(partner_id, start, end, page, per_page)
+            status, payload = await self._read(Operation.OVERALL_METRICS, body)
+            answer = self._figures(metrics_page_from_body, status, payload)
+            for campaign in answer.campaigns:
+                yield campaign
+            if page >= answer.pages or not answer.campaigns:
+                return
+            page += 1
+
+    def _statistics_partner(self) -> str:
+        if self._partner_id is None:
+            raise ValidationError("partner_id", "is required on the client to read statistics")
+        return self._partner_id
+
+    async def _read(self, operation: Operation, body: dict[str, str]) -> tuple[int, object]:
+        """One statistics request: `(status, decoded body)` of its success."""
+        endpoint = ENDPOINTS[operation]
+        url, _ = self._url_for(endpoint, None)
+        request = Request(endpoint.method, url, encode_json(body), self._headers)
+        response = await self._request(endpoint, request)
+        return response.status, decode_json(response.body)
+
+    def _figures(self, read: Callable[[int, object], T], status: int, payload: object) -> T:
+        try:
+            return read(status, payload)
+        except APIError as exc:  # figures we cannot read: the body goes into the error
+            exc.body = redact(exc.body, self._api_key)
+            raise
+
     # -- the one request path -----------------------------------------------------------
 
     def _url_for(self, endpoint: Endpoint, campaign_id: int | None) -> tuple[str, str]:
@@ -857,9 +1018,7 @@ class WebPushClient:
             if self._limiter_override is not None and operation is Operation.LAUNCH_V2:
                 limiter = self._limiter_override
             else:
-                rate_limit, rate_period = self._quota.get(
-                    operation, (endpoint.rate_limit, endpoint.rate_period)
-                )
+                rate_limit, rate_period = self._quota[quota]
                 key = (self._base_url, self._key_id, quota)
                 if self._redis_url is not None:  # one per event loop: not kept below
                     return self._redis_limiter(key, rate_limit, rate_period)
@@ -962,8 +1121,10 @@ class WebPushClient:
             if not isinstance(headers, CIMultiDictProxy | CIMultiDict):
                 headers = CIMultiDict(headers)  # a transport may send names in lower case
             retry_after = parse_retry_after(headers.get("Retry-After"))
-            verdict = verdict_for_status(status, idempotent=idempotent)
-            if verdict is Verdict.RETRY_SAFE and status in RETRY_SAFE_STATUSES:
+            throttles = endpoint.throttle_statuses
+            verdict = verdict_for_status(status, idempotent=idempotent, throttle_statuses=throttles)
+            throttled = status in throttles
+            if throttled:
                 # Everyone on this key pauses, not only the request that was told.
                 pause = retry_after if retry_after is not None else self._retry.backoff(attempt)
                 limiter.penalize(pause)
@@ -977,7 +1138,9 @@ class WebPushClient:
                     pause,
                     extra={LOG_EVENT: "rate_limited"},
                 )
-            delay = self._retry.delay(attempt, status, headers, idempotent=idempotent)
+            delay = self._retry.delay(
+                attempt, status, headers, idempotent=idempotent, throttle_statuses=throttles
+            )
             telemetry.attempt_answered(op, request, self._key_id, status, verdict, delay)
             if delay is None:
                 payload = redact(decode_json(response.body), self._api_key)
@@ -987,6 +1150,8 @@ class WebPushClient:
                     body=payload,
                     retry_after=retry_after,
                     ambiguous=verdict.ambiguous or maybe_out,
+                    throttled=throttled,
+                    errors=field_errors(payload),
                 )
             maybe_out = maybe_out or verdict.ambiguous
             await asyncio.sleep(delay)
@@ -1005,3 +1170,31 @@ class WebPushClient:
 
 def _path(url: str) -> str:
     return urlsplit(url).path
+
+
+def _quotas(
+    quotas: Mapping[str, tuple[int, float]] | None, rate_limit: int, rate_period: float
+) -> dict[str, tuple[int, float]]:
+    """Every quota group's `(rate_limit, rate_period)`: the defaults, `quotas` over them, and
+    the `rate_limit`/`rate_period` shorthand for launch v2."""
+    launch_v2 = QUOTAS[ENDPOINTS[Operation.LAUNCH_V2].quota]
+    out = {**QUOTAS, "launch_v2": (rate_limit, float(rate_period))}
+    if quotas is None:
+        return out
+    if not isinstance(quotas, Mapping):
+        raise ValidationError(
+            "quotas", f"must be a dict of group -> (rate_limit, rate_period), not {quotas!r}"
+        )
+    for group, quota in quotas.items():
+        field = f"quotas[{group!r}]"
+        if group not in QUOTAS:
+            raise ValidationError(field, f"is not a quota group; the groups: {', '.join(QUOTAS)}")
+        if not isinstance(quota, tuple | list) or len(quota) != 2:
+            raise ValidationError(field, f"must be (rate_limit, rate_period), got {quota!r}")
+        check_quota(quota[0], quota[1], field=f"{field} rate_limit")
+        if group == "launch_v2" and (rate_limit, rate_period) != launch_v2:
+            raise ValidationError(
+                field, "and rate_limit/rate_period both set launch v2's quota: give one"
+            )
+        out[group] = (quota[0], float(quota[1]))
+    return out

@@ -17,13 +17,15 @@ InsiderError
 └── APIError                              any other non-success status, or an unreadable 2xx
     ├── BadRequestError                   400
     ├── AuthenticationError               401
+    ├── UnprocessableEntityError          422; .errors, field -> messages (statistics)
     ├── FailedDependencyError             424, e.g. "SERVICE:-Campaign not found"
-    ├── RateLimitError                    429; .retry_after
+    ├── RateLimitError                    429, or a statistics endpoint's 403; .retry_after
     └── ServerError                       5xx
 ```
 
-The statuses are those of Insider's "Error Codes" list (400, 401, 424, 429); any other status
-is an `APIError` (a 5xx a `ServerError`).
+The statuses are those of Insider's "Error Codes" lists (400, 401, 424, 429 for the Single
+Web Push pages; 400, 401, 403 "Request limit exceeded" and 422 for the statistics endpoints
+of its Postman collection); any other status is an `APIError` (a 5xx a `ServerError`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ __all__ = [
     "RateLimitError",
     "ServerError",
     "TransportError",
+    "UnprocessableEntityError",
     "ValidationError",
     "error_for_status",
     "printable",
@@ -200,10 +203,45 @@ class FailedDependencyError(APIError):
 class RateLimitError(APIError):
     """429: the key's quota was exceeded; `retry_after` is in seconds when known.
 
-    Insider's 429 *may* carry `Retry-After`. Also raised, with nothing sent, while the key is
-    paused by an earlier 429 for longer than `RetryPolicy.max_retry_after`: `retry_after` is
-    then the pause still to run.
+    Insider's 429 *may* carry `Retry-After`. The statistics endpoints also throttle with
+    `403 "Request limit exceeded"` (their docs' error codes), which raises this too, with
+    `status` 403. Also raised, with nothing sent, while the key is paused by an earlier
+    throttling answer for longer than `RetryPolicy.max_retry_after`: `retry_after` is then
+    the pause still to run.
     """
+
+
+class UnprocessableEntityError(APIError):
+    """422: Insider refused fields of a statistics request (a certain failure).
+
+    Insider answers `{"status_code": 422, "errors": {"end_date": ["The end date does not
+    match the format Y-m-d."]}}` (its Postman collection); `errors` holds that map.
+
+    Args:
+        status: The HTTP status (422).
+        message: The fields and their messages, as one line.
+        body: The decoded answer.
+        retry_after: As for `APIError`.
+        ambiguous: As for `APIError`.
+        errors: Each refused field's messages; None (the default) is none.
+
+    Attributes:
+        errors: Field name -> its messages, e.g. `{"end_date": ("The end date does not match
+            the format Y-m-d.",)}`; empty when Insider named none.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        body: object = None,
+        retry_after: float | None = None,
+        ambiguous: bool | None = None,
+        errors: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> None:
+        super().__init__(status, message, body=body, retry_after=retry_after, ambiguous=ambiguous)
+        self.errors: dict[str, tuple[str, ...]] = dict(errors or {})
 
 
 class ServerError(APIError):
@@ -214,6 +252,7 @@ class ServerError(APIError):
 _STATUS_TO_ERROR: Mapping[int, type[APIError]] = {
     400: BadRequestError,
     401: AuthenticationError,
+    422: UnprocessableEntityError,
     424: FailedDependencyError,
     429: RateLimitError,
 }
@@ -291,6 +330,8 @@ def error_for_status(
     body: object = None,
     retry_after: float | None = None,
     ambiguous: bool | None = None,
+    throttled: bool = False,
+    errors: Mapping[str, tuple[str, ...]] | None = None,
 ) -> APIError:
     """The typed error for a non-success `status`.
 
@@ -301,21 +342,24 @@ def error_for_status(
         body: The decoded answer.
         retry_after: The seconds a `Retry-After` asked for, or None.
         ambiguous: None (the default) takes the outcome table's verdict for `status`.
+        throttled: `status` is the endpoint's quota answer (a 429, or a statistics
+            endpoint's 403): a `RateLimitError` whatever the status (default False).
+        errors: A 422's field errors (the codec's `field_errors`); None by default.
 
     Returns:
-        A `BadRequestError` (400), `AuthenticationError` (401), `FailedDependencyError`
-            (424), `RateLimitError` (429), `ServerError` (5xx) or a plain `APIError`.
+        A `BadRequestError` (400), `AuthenticationError` (401), `UnprocessableEntityError`
+            (422), `FailedDependencyError` (424), `RateLimitError` (429, or `throttled`),
+            `ServerError` (5xx) or a plain `APIError`.
     """
-    cls = _STATUS_TO_ERROR.get(status)
+    message = message or f"unexpected status {status}"
+    cls = RateLimitError if throttled else _STATUS_TO_ERROR.get(status)
+    if cls is UnprocessableEntityError:
+        return UnprocessableEntityError(
+            status, message, body=body, retry_after=retry_after, ambiguous=ambiguous, errors=errors
+        )
     if cls is None:
         cls = ServerError if 500 <= status < 600 else APIError
-    return cls(
-        status,
-        message or f"unexpected status {status}",
-        body=body,
-        retry_after=retry_after,
-        ambiguous=ambiguous,
-    )
+    return cls(status, message, body=body, retry_after=retry_after, ambiguous=ambiguous)
 
 
 def redact(value: object, secret: str) -> Any:

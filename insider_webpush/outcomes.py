@@ -9,7 +9,8 @@ Four verdicts:
 
 - `SUCCESS`: Insider carried the request out (2xx).
 - `RETRY_SAFE`: Insider certainly did not carry it out and a resend may succeed: a
-  `429`, or a request of which no byte was handed to the operating system.
+  `429` (and the statistics endpoints' `403 "Request limit exceeded"`, their throttling
+  answer), or a request of which no byte was handed to the operating system.
 - `CERTAIN_FAILURE`: Insider certainly did not carry it out, and resending the same
   bytes would fail the same way (400, 401, 403, 404, 422, 424), or the request was cut off
   while being written so the server never had all of it.
@@ -31,9 +32,9 @@ guessed from an exception's type.
 | outcome | verdict |
 |---|---|
 | 2xx | `SUCCESS` |
-| 429 | `RETRY_SAFE` |
+| 429; 403 from an endpoint that throttles with it (statistics) | `RETRY_SAFE` |
 | `Stage.NOT_SENT` | `RETRY_SAFE` |
-| 400, 401, 403, 404, 422, 424 | `CERTAIN_FAILURE` |
+| 400, 401, 403 (elsewhere), 404, 422, 424 | `CERTAIN_FAILURE` |
 | `Stage.WRITING` | `CERTAIN_FAILURE` |
 | any other status: every 5xx, 3xx, unknown | `AMBIGUOUS` (`RETRY_SAFE` for a read) |
 | `Stage.SENT` | `AMBIGUOUS` (`RETRY_SAFE` for a read) |

@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from .errors import TransportError, ValidationError
-from .outcomes import Verdict, verdict_for_stage, verdict_for_status
+from .outcomes import RETRY_SAFE_STATUSES, Verdict, verdict_for_stage, verdict_for_status
 
 __all__ = ["RetryPolicy", "parse_retry_after"]
 
@@ -166,6 +166,7 @@ class RetryPolicy:
         headers: Mapping[str, str] | None = None,
         *,
         idempotent: bool = False,
+        throttle_statuses: frozenset[int] = RETRY_SAFE_STATUSES,
         now: float | None = None,
         rng: Callable[[], float] = random.random,
     ) -> float | None:
@@ -177,9 +178,12 @@ class RetryPolicy:
                 only when it is a [`TransportError`][insider_webpush.errors.TransportError]
                 whose stage the outcome table calls retry-safe; a status when the table calls
                 it retry-safe or it is in `resend_statuses`.
-            headers: The answer's headers, for a 429's `Retry-After`.
+            headers: The answer's headers, for a throttling answer's `Retry-After`.
             idempotent: The operation changes nothing (a read), so the table lets more
                 failures be retried.
+            throttle_statuses: The statuses the endpoint throttles with (the endpoint
+                table's; default `{429}`, and the statistics endpoints' 403 too): retried
+                after their `Retry-After`.
             now: The Unix time, in seconds, to read an HTTP-date `Retry-After` against;
                 `time.time()` when None.
             rng: A source of random floats in [0, 1), for the jitter.
@@ -198,10 +202,12 @@ class RetryPolicy:
             ):
                 return self.backoff(attempt, rng)
             return None
-        verdict = verdict_for_status(outcome, idempotent=idempotent)
+        verdict = verdict_for_status(
+            outcome, idempotent=idempotent, throttle_statuses=throttle_statuses
+        )
         if verdict is not Verdict.RETRY_SAFE and outcome not in self.resend_statuses:
             return None
-        if outcome == 429:
+        if outcome in throttle_statuses:
             retry_after = parse_retry_after((headers or {}).get("Retry-After"), now=now)
             if retry_after is not None:
                 return retry_after if retry_after <= self.max_retry_after else None

@@ -27,16 +27,26 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import datetime as dt
 import os
 import threading
 import weakref
-from collections.abc import Coroutine, Generator, Iterable, Iterator
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterable,
+    Iterator,
+)
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from . import batch
 from . import client as aio
 from .ledger import Journal
+from .metrics import PER_PAGE_DEFAULT, CampaignMetrics, CampaignSummary, TopMetrics
 from .models import DEFAULT_LANGUAGE, LaunchResult, Timeouts, WebPush
 from .sender import AttemptHook, PreparedLaunch
 
@@ -339,28 +349,68 @@ class WebPushClient:
             )
 
         outcomes = loop.run(start())
-        _streams.add(outcomes)
+        return _blocking(loop, outcomes, lambda: bridge.__aexit__(None, None, None))
 
-        def pull() -> Generator[batch.Outcome, None, None]:
-            try:
-                while True:
-                    try:
-                        yield loop.run(outcomes.__anext__())
-                    except StopAsyncIteration:
-                        return
-            finally:
-                _streams.discard(outcomes)
-                if not loop.loop.is_closed():  # at exit, _close_at_exit closed it already
-                    loop.run(_finish(outcomes, bridge))
+    def campaign_metrics(
+        self, campaign_id: int, *, start_date: dt.date, end_date: dt.date
+    ) -> CampaignMetrics:
+        """One campaign's statistics, blocking; as
+        [`WebPushClient.campaign_metrics`][insider_webpush.client.WebPushClient.campaign_metrics]."""
+        self._closed = False
+        return _loop().run(
+            self._client.campaign_metrics(campaign_id, start_date=start_date, end_date=end_date)
+        )
 
-        return pull()
+    def top_metrics(self, *, start_date: dt.date, end_date: dt.date) -> TopMetrics:
+        """The account's statistics, blocking; as
+        [`WebPushClient.top_metrics`][insider_webpush.client.WebPushClient.top_metrics]."""
+        self._closed = False
+        return _loop().run(self._client.top_metrics(start_date=start_date, end_date=end_date))
+
+    def overall_metrics(
+        self, *, start_date: dt.date, end_date: dt.date, per_page: int = PER_PAGE_DEFAULT
+    ) -> Iterator[CampaignSummary]:
+        """Every campaign in the interval, page after page, each page fetched when the one
+        before is used up; as
+        [`WebPushClient.overall_metrics`][insider_webpush.client.WebPushClient.overall_metrics]
+        (arguments checked at the call). Leave the loop early to fetch nothing more."""
+        self._closed = False
+        loop = _loop()
+        pages = self._client.overall_metrics(
+            start_date=start_date, end_date=end_date, per_page=per_page
+        )
+        return _blocking(loop, pages, None)
 
 
-async def _finish(outcomes: Any, bridge: _Bridge) -> None:
-    try:
-        await outcomes.aclose()
-    finally:
-        await bridge.__aexit__(None, None, None)
+def _blocking(
+    loop: _Loop, items: AsyncIterator[T], finish: Callable[[], Awaitable[None]] | None
+) -> Generator[T, None, None]:
+    """An async iterator of the background loop as a blocking generator of the caller's
+    thread; closing it closes the iterator (and runs `finish`) on that loop."""
+    _streams.add(items)
+
+    async def close() -> None:
+        try:
+            aclose = getattr(items, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            if finish is not None:
+                await finish()
+
+    def pull() -> Generator[T, None, None]:
+        try:
+            while True:
+                try:
+                    yield loop.run(items.__anext__())  # type: ignore[arg-type]
+                except StopAsyncIteration:
+                    return
+        finally:
+            _streams.discard(items)
+            if not loop.loop.is_closed():  # at exit, _close_at_exit closed it already
+                loop.run(close())
+
+    return pull()
 
 
 class _Bridge:

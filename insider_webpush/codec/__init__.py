@@ -27,6 +27,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from ..errors import APIError, ValidationError
 from ..models import CAMPAIGN_ID_MAX, TTL_MAX_SECONDS, Draft, LaunchResult, Target, WebPush
 from ..outcomes import Stage, verdict_for_stage
+from .statistics import field_errors
 
 __all__ = [
     "INCLUDE_UNENGAGED_PYTHON_KEY",
@@ -41,6 +42,7 @@ __all__ = [
     "encode_push",
     "error_body",
     "error_message",
+    "field_errors",
     "launch_result_from_body",
     "partner_id_from_delete_body",
     "push_from_dict",
@@ -431,15 +433,19 @@ def error_message(body: object) -> str:
     """The human message of an error body.
 
     Args:
-        body: The decoded body: Insider's `{"message": "..."}`, or plain text.
+        body: The decoded body: Insider's `{"message": "..."}`, a statistics endpoint's
+            `{"status_code": 422, "errors": {field: [messages]}}`, or plain text.
 
     Returns:
-        The message; plain text stripped and cut to 500 characters; empty when there is
-            none.
+        The message (a 422's fields and messages as `"field: message; ..."`); plain text
+            stripped and cut to 500 characters; empty when there is none.
     """
     if isinstance(body, Mapping):
         value = body.get("message")
-        return value if isinstance(value, str) else ""
+        if isinstance(value, str):
+            return value
+        errors = field_errors(body)
+        return "; ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items())
     if isinstance(body, str):
         return body.strip()[:500]
     return ""
