@@ -1,20 +1,23 @@
-"""The ``insider-webpush`` command: ``send``, ``batch``, ``validate``, ``fake-server``, ``demo``.
+"""The ``insider-webpush`` command: ``send``, ``batch``, ``stats``, ``validate``,
+``fake-server``, ``demo``.
 
-One module a command (:mod:`.send`, :mod:`.batch`, :mod:`.validate`, :mod:`.demo`,
-:mod:`.fake_server`), over shared ones: :mod:`.parser` (the grammar), :mod:`.credentials`,
-:mod:`.output` (masking, escaping, tables), :mod:`.progress` and :mod:`.report` (a batch's
-progress and summary), :mod:`.interrupt` (Ctrl-C and SIGTERM) and :mod:`.fatal` (what an
-error says, and its exit code).
+One module a command (:mod:`.send`, :mod:`.batch`, :mod:`.stats`, :mod:`.validate`,
+:mod:`.demo`, :mod:`.fake_server`), over shared ones: :mod:`.parser` (the grammar),
+:mod:`.stats_view` and :mod:`.funnel_plot` (statistics as tables, JSON and a chart),
+:mod:`.credentials`, :mod:`.output` (masking, escaping, tables), :mod:`.progress` and
+:mod:`.report` (a batch's progress and summary), :mod:`.interrupt` (Ctrl-C and SIGTERM) and
+:mod:`.fatal` (what an error says, and its exit code).
 
 The API key comes from ``--api-key`` or ``INSIDER_API_KEY`` (the partner id and base URL
 likewise) and is never printed: not in output, not in an error, not in ``--help``.
 Progress and tables use rich when it is installed (the ``cli`` extra) and plain lines when it
 is not, or when ``--plain`` is given (before or after the command).
 
-Exit codes: 0 every push succeeded; 1 a push failed, or ``validate`` found a bad line;
-2 bad usage, a bad push or file, an empty input (unless ``--allow-empty``), missing
-credentials or a key Insider refused (a 401: the batch stops there); 130 interrupted by
-Ctrl-C or SIGTERM.
+Exit codes: 0 every push succeeded (or the statistics were shown); 1 a push failed,
+``validate`` found a bad line, or a statistics request failed; 2 bad usage, a bad push or
+file, an empty input (unless ``--allow-empty``), missing credentials, a request Insider could
+not process (a 422) or a key Insider refused (a 401: the batch stops there); 130 interrupted
+by Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ async def _run(args: argparse.Namespace, out: Output) -> int:
         from . import batch
 
         return await batch.run(args, out)
+    if args.command == "stats":
+        from . import stats
+
+        return await stats.run(args, out)
     if args.command == "demo":
         from . import demo
 

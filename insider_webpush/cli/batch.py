@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
+from array import array
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from ..client import WebPushClient
 from ..pushfile import Format, PushFileError, Record, read_lines, write_pushes
@@ -104,18 +106,87 @@ class _Failed:
         out.echo(f"{count} failed push(es) written to {self.path}", err=True)
 
 
+class _LaunchedIds:
+    """The campaign ids the batch launched (its successes, those a journal or a dedupe key
+    replayed included), in the order they completed: kept for ``--stats`` (8 bytes an id),
+    written to ``--campaign-ids-out`` as they come."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.show: bool = args.stats
+        self.path: str | None = args.campaign_ids_out
+        self.count = 0
+        self._ids = array("q")  # CAMPAIGN_ID_MAX is 2**63 - 1: a signed 64-bit int
+        self._file: TextIO | None = None
+
+    def open(self) -> None:
+        """Create (or empty) ``--campaign-ids-out`` before anything is sent."""
+        if self.path is None:
+            return
+        try:
+            self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            raise UsageError(f"--campaign-ids-out {self.path}: {exc.strerror or exc}") from None
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.result is None:
+            return
+        campaign_id = outcome.result.campaign_id
+        self.count += 1
+        if self.show:
+            self._ids.append(campaign_id)
+        if self._file is not None:
+            self._file.write(f"{campaign_id}\n")
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def report(self, out: Output) -> None:
+        if self.path is not None:
+            out.echo(f"{self.count} campaign id(s) written to {self.path}", err=True)
+        if not self.show:
+            return
+        since = dt.date.today().isoformat()
+        out.echo(
+            f"campaign ids launched ({self.count}), for "
+            f"`insider-webpush stats campaign ID --since {since}`:"
+        )
+        for campaign_id in self._ids:
+            out.echo(str(campaign_id))
+
+
+def _check_not_input(args: argparse.Namespace, option: str, path: str | None) -> None:
+    if path is None or args.file == "-":
+        return
+    if os.path.exists(path) and os.path.exists(args.file) and os.path.samefile(path, args.file):
+        raise UsageError(f"{option} {path} is the input file; name another file")
+
+
 def _check_failed_out(args: argparse.Namespace) -> None:
     """``--failed-out`` must be writable and not the input: found before anything is sent."""
     path = args.failed_out
     if path is None:
         return
-    if args.file != "-" and os.path.exists(path) and os.path.samefile(path, args.file):
-        raise UsageError(f"--failed-out {path} is the input file; name another file")
+    _check_not_input(args, "--failed-out", path)
     try:
         with open(path, "a", encoding="utf-8"):  # created if missing; written at the end
             pass
     except OSError as exc:
         raise UsageError(f"--failed-out {path}: {exc.strerror or exc}") from None
+
+
+def _check_ids_out(args: argparse.Namespace) -> None:
+    """``--campaign-ids-out`` is neither the input nor ``--failed-out``."""
+    path = args.campaign_ids_out
+    if (
+        path is not None
+        and args.failed_out is not None  # created by _check_failed_out
+        and os.path.exists(path)
+        and os.path.samefile(path, args.failed_out)
+    ):
+        raise UsageError("--campaign-ids-out and --failed-out name the same file")
+    _check_not_input(args, "--campaign-ids-out", path)
 
 
 def _read_once(path: str) -> bool:
@@ -125,6 +196,7 @@ def _read_once(path: str) -> bool:
 async def run(args: argparse.Namespace, out: Output) -> int:
     creds = credentials(args)
     _check_failed_out(args)
+    _check_ids_out(args)
     # A pipe, a FIFO or a device can be read once only: like stdin, it is not checked in
     # full first, and its failed pushes are kept rather than read again.
     once = _read_once(args.file)
@@ -132,7 +204,13 @@ async def run(args: argparse.Namespace, out: Output) -> int:
     if args.journal is None:
         out.echo("note: no --journal, so an interrupted run cannot be resumed", err=True)
     failed = _Failed(args, once=once)
-    tally = Tally(total, args.rate_limit / args.rate_period, on_failure=failed.add)
+    launched = _LaunchedIds(args)
+    tally = Tally(
+        total,
+        args.rate_limit / args.rate_period,
+        on_failure=failed.add,
+        on_success=launched.add,
+    )
     lines: dict[int, int] = {}  # push index -> input line, for the pushes in flight
     stopped_at: list[PushFileError] = []
     interrupted = GracefulInterrupt(out)
@@ -149,6 +227,7 @@ async def run(args: argparse.Namespace, out: Output) -> int:
             lines[index] = record.line
             yield record.item
 
+    launched.open()
     try:
         async with WebPushClient(
             creds.api_key,
@@ -175,19 +254,27 @@ async def run(args: argparse.Namespace, out: Output) -> int:
             raise
         out.error(explained[0])  # first: a run that never started gets no summary
         if tally.done:
-            _report(out, args, tally, failed, reader.format)
+            _report(out, args, tally, failed, launched, reader.format)
         return explained[1]
-    _report(out, args, tally, failed, reader.format)
+    finally:
+        launched.close()
+    _report(out, args, tally, failed, launched, reader.format)
     return _verdict(out, args, creds, tally, stopped_at, interrupted)
 
 
 def _report(
-    out: Output, args: argparse.Namespace, tally: Tally, failed: _Failed, format: Format | None
+    out: Output,
+    args: argparse.Namespace,
+    tally: Tally,
+    failed: _Failed,
+    launched: _LaunchedIds,
+    format: Format | None,
 ) -> None:
     out.table("batch summary", summary_rows(tally))
     print_failures(out, tally, journal=args.journal, failed_out=args.failed_out)
     if tally.failed - tally.ambiguous:
         failed.write(out, format)
+    launched.report(out)
 
 
 def _verdict(

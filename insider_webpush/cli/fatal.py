@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from ..batch import BatchInputError, JournalError, JournalMismatchError
-from ..errors import AuthenticationError, InsiderError, ValidationError
+from ..errors import AuthenticationError, InsiderError, UnprocessableEntityError, ValidationError
 from ._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from .credentials import KEY_VARIABLE
 
@@ -13,6 +13,21 @@ from .credentials import KEY_VARIABLE
 def refused(exc: InsiderError, key_source: str = KEY_VARIABLE) -> str:
     """What to say of a 401: the key was refused, and where it came from."""
     return f"the API key was refused ({exc}): check {key_source}"
+
+
+# The statistics requests' fields, as the options of ``stats`` that set them.
+_OPTIONS = {"start_date": "--since", "end_date": "--until", "per_page": "--per-page"}
+
+
+def unprocessable(exc: UnprocessableEntityError) -> str:
+    """A 422: each field Insider refused, with its messages, a line each."""
+    if not exc.errors:
+        return f"Insider could not process the request ({exc})"
+    lines = ["Insider could not process the request (HTTP 422):"]
+    for field, messages in exc.errors.items():
+        option = f" ({_OPTIONS[field]})" if field in _OPTIONS else ""
+        lines += [f"  {field}{option}: {message}" for message in messages or ("(no message)",)]
+    return "\n".join(lines)
 
 
 def explain(exc: BaseException, lines: dict[int, int] | None = None) -> tuple[str, int] | None:
@@ -38,6 +53,8 @@ def explain(exc: BaseException, lines: dict[int, int] | None = None) -> tuple[st
         )
     if isinstance(exc, JournalError):
         return str(exc), EXIT_USAGE
+    if isinstance(exc, UnprocessableEntityError):  # bad input, as Insider judged it
+        return unprocessable(exc), EXIT_USAGE
     if isinstance(exc, ValidationError):
         return str(exc), EXIT_USAGE
     if isinstance(exc, OSError):  # e.g. a journal in a folder that does not exist

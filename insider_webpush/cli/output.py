@@ -67,6 +67,40 @@ class Output:
         for name, value in rows:
             self.echo(f"  {name:<{width}}  {value}")
 
+    def grid(
+        self,
+        title: str,
+        header: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        *,
+        right: Sequence[bool] = (),
+    ) -> None:
+        """A table with a header row; ``right[i]`` right-aligns column ``i`` (figures)."""
+        aligned = [i < len(right) and right[i] for i in range(len(header))]
+        if self.rich and sys.stdout.isatty():  # piped: lines a script can read, unwrapped
+            from rich import box
+            from rich.console import Console
+            from rich.table import Table
+            from rich.text import Text
+
+            table = Table(title=title, box=box.SIMPLE, title_justify="left")
+            for name, is_right in zip(header, aligned, strict=True):
+                table.add_column(name, justify="right" if is_right else "left")
+            for row in rows:
+                table.add_row(*(Text(self.redact(cell)) for cell in row))
+            Console(file=sys.stdout, highlight=False).print(table)
+            return
+        # Widths of the text as it will be printed (escaped), so the columns line up.
+        shown = [[self.redact(cell) for cell in row] for row in [header, *rows]]
+        widths = [max(len(row[i]) for row in shown) for i in range(len(header))]
+        self.echo(title)
+        for row in shown:
+            cells = (
+                cell.rjust(width) if is_right else cell.ljust(width)
+                for cell, width, is_right in zip(row, widths, aligned, strict=True)
+            )
+            self.echo("  " + "  ".join(cells).rstrip())
+
 
 def rich_available() -> bool:
     try:

@@ -8,12 +8,14 @@ not print the key.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import re
 from typing import Any, NoReturn
 
 from .._version import __version__
 from ..endpoints import DEFAULT_BASE_URL
 from ..errors import ValidationError
+from ..metrics import PER_PAGE_DEFAULT, PER_PAGE_MAX
 from ..models import TTL_MAX_SECONDS
 from ..testing import DEFAULT_API_KEY
 from ..testing.faults import Fault
@@ -60,12 +62,13 @@ def _without_values(message: str) -> str:
 def build_parser() -> Parser:
     parser = Parser(
         prog="insider-webpush",
-        description="Launch Insider One Single Web Push campaigns, validate push files, "
-        "and run a local fake of the API.",
+        description="Launch Insider One Single Web Push campaigns, read their statistics, "
+        "validate push files, and run a local fake of the API.",
         epilog="Credentials come from --api-key/--partner-id/--base-url or INSIDER_API_KEY, "
-        "INSIDER_PARTNER_ID, INSIDER_BASE_URL. Exit codes: 0 every push succeeded; 1 a push "
-        "failed, or validate found a bad line; 2 bad usage or input, or the key was refused "
-        "(a 401: nothing more is sent); 130 interrupted (Ctrl-C or SIGTERM).",
+        "INSIDER_PARTNER_ID, INSIDER_BASE_URL. Exit codes: 0 every push succeeded (or the "
+        "statistics were shown); 1 a push failed, validate found a bad line, or a request "
+        "failed; 2 bad usage or input (Insider's 422 included), or the key was refused (a "
+        "401: nothing more is sent); 130 interrupted (Ctrl-C or SIGTERM).",
         allow_abbrev=False,  # so a mistyped --api-key is never read as another option
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -160,6 +163,20 @@ def build_parser() -> Parser:
         metavar="SECONDS",
         help="seconds between progress lines when not on a terminal (default: 5)",
     )
+    batch.add_argument(
+        "--stats",
+        action="store_true",
+        help="after the batch, print the campaign ids it launched (one a line, in the order "
+        "they completed; those a journal or a dedupe key replayed included), for `stats "
+        "campaign ID`",
+    )
+    batch.add_argument(
+        "--campaign-ids-out",
+        metavar="FILE",
+        help="write the campaign ids the batch launched to FILE, one a line, as they come",
+    )
+
+    _add_stats_command(commands, connection)
 
     validate = commands.add_parser(
         "validate",
@@ -183,7 +200,8 @@ def build_parser() -> Parser:
         "the request with that index (0 is the first); with neither, every request. "
         "OPTIONs: latency=SECONDS (wait before answering), retry-after=SECONDS (a 429's "
         "header), processed (launch the push, then fail: an ambiguous failure), "
-        "op=OPERATION (only create, launch_v1, launch_v2 or delete requests). "
+        "op=OPERATION (only create, launch_v1, launch_v2, delete, campaign_metrics, "
+        "overall_metrics or top_metrics requests). "
         "Examples: --fault 503:0.02  --fault drop:0.01  --fault 429:0.05,retry-after=1  "
         "--fault 500@3,processed  --fault slow:0.1,latency=2",
         allow_abbrev=False,
@@ -225,6 +243,99 @@ def build_parser() -> Parser:
     for command in commands.choices.values():
         _add_global_options(command, top=False)
     return parser
+
+
+STATS_QUOTA = (
+    "The three statistics endpoints share one quota, 30 requests a minute per key (other "
+    "processes using the key count too; --redis-url shares it): a throttled request (Insider "
+    "answers 403 or 429) waits and is retried, with a warning. overall makes one request a "
+    "page of --per-page campaigns: 1,000 campaigns at 10 a page are 100 requests, more than "
+    "3 minutes. DATE is YYYY-MM-DD; both days are included. Exit codes: 0 shown; 1 a request "
+    "failed; 2 bad usage, a request Insider could not process (a 422: its field errors are "
+    "shown), or the key was refused."
+)
+
+
+def _add_stats_command(commands: Any, connection: argparse.ArgumentParser) -> None:
+    stats = commands.add_parser(
+        "stats",
+        help="campaign statistics: one campaign, the account, or every campaign",
+        description="Read Insider's web push statistics: one campaign's delivery funnel and "
+        "why messages were lost (campaign), the account's (top), or a row a campaign "
+        "(overall). A table by default, --json for machines, --plot FILE.png for a chart.",
+        epilog=STATS_QUOTA,
+        allow_abbrev=False,
+    )
+    which = stats.add_subparsers(dest="stats_command", metavar="WHAT", required=True)
+    campaign = which.add_parser(
+        "campaign",
+        parents=[connection],
+        help="one campaign: its funnel, rates, and why messages were dropped or undelivered",
+        description="One campaign's statistics: the funnel targeted -> sent -> delivered -> "
+        "clicked -> converted, its rates and revenue, and why messages were dropped before "
+        "sending or not delivered. --since may not be before the campaign was created "
+        "(Insider answers 422).",
+        epilog=STATS_QUOTA,
+        allow_abbrev=False,
+    )
+    campaign.add_argument("campaign_id", metavar="ID", type=positive_int, help="the campaign's id")
+    top = which.add_parser(
+        "top",
+        parents=[connection],
+        help="the account: its funnel, each campaign type, and the reasons",
+        description="The account's statistics over every campaign: the funnel, rates and "
+        "revenue, figures for each type of campaign, and why messages were dropped or not "
+        "delivered.",
+        epilog=STATS_QUOTA,
+        allow_abbrev=False,
+    )
+    overall = which.add_parser(
+        "overall",
+        parents=[connection],
+        help="every campaign, a row each (one request a page)",
+        description="Every campaign of the interval, a row each: id, name, sent, delivered, "
+        "clicks, delivery rate, CTR. Pages are fetched as needed, each within the quota. "
+        "--json writes JSON lines (one campaign a line, as the pages come); --plot draws the "
+        "funnel summed over the listed campaigns (the overall metrics give no reasons).",
+        epilog=STATS_QUOTA,
+        allow_abbrev=False,
+    )
+    overall.add_argument(
+        "--limit",
+        type=positive_int,
+        metavar="N",
+        help="at most N campaigns (no page is fetched past them); default: all",
+    )
+    overall.add_argument(
+        "--per-page",
+        type=per_page,
+        default=PER_PAGE_DEFAULT,
+        metavar="N",
+        help=f"campaigns a request, 1 to {PER_PAGE_MAX} (default: {PER_PAGE_DEFAULT}; Insider "
+        "is reported to answer 422 above about 20)",
+    )
+    for leaf in (campaign, top, overall):
+        leaf.add_argument(
+            "--since", type=date, required=True, metavar="DATE", help="the first day, YYYY-MM-DD"
+        )
+        leaf.add_argument(
+            "--until",
+            type=date,
+            metavar="DATE",
+            help="the last day, YYYY-MM-DD (default: today, the local date)",
+        )
+        leaf.add_argument(
+            "--json",
+            action="store_true",
+            help="JSON for machines: the models' attributes by their Python names",
+        )
+        leaf.add_argument(
+            "--plot",
+            metavar="FILE.png",
+            help="also draw the delivery funnel, with why messages were lost, to a PNG "
+            "(needs matplotlib: pip install 'insider-webpush[bench]')",
+        )
+        _add_global_options(leaf, top=False)
 
 
 def _add_connection_options(group: Any, *, default: object) -> None:
@@ -328,6 +439,26 @@ def positive_int(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError("must be a whole number, at least 1")
     return int(text)
+
+
+def per_page(text: str) -> int:
+    """``--per-page``: a whole number from 1 to ``PER_PAGE_MAX``."""
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= PER_PAGE_MAX:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {PER_PAGE_MAX}")
+    return int(text)
+
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def date(text: str) -> dt.date:
+    """``--since``/``--until``: a ``YYYY-MM-DD`` day of the calendar."""
+    try:
+        if _DATE.fullmatch(text):
+            return dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError("must be a date, YYYY-MM-DD (e.g. 2026-11-01)")
 
 
 def _seed(text: str) -> int:

@@ -52,6 +52,7 @@ class Tally:
     _samples: deque[tuple[float, int]] = attrs.field(factory=deque)  # (time, sent)
     _halfway: tuple[float, int] | None = None  # (time, sent) when half the pushes were done
     on_failure: Callable[[Outcome, int | None], None] | None = None
+    on_success: Callable[[Outcome], None] | None = None
 
     @property
     def sent(self) -> int:
@@ -76,6 +77,8 @@ class Tally:
             self._halfway = (self.last, self.sent)
         if outcome.ok:
             self.succeeded += 1
+            if self.on_success is not None:
+                self.on_success(outcome)
             return
         if isinstance(outcome.error, NotSentError) and outcome.error.cause is None:
             # Stopped by Ctrl-C or SIGTERM before it went out: not a failure of the push,
