@@ -21,6 +21,7 @@ from insider_webpush import (
     RateLimitError,
     ServerError,
     TransportError,
+    UnprocessableEntityError,
     ValidationError,
     WebPush,
 )
@@ -73,7 +74,7 @@ def test_status_maps_to_its_class(status: int, cls: type[APIError]) -> None:
 
 
 @pytest.mark.parametrize(
-    "status", [402, 403, 404, 405, 409, 413, 418, 422, 499, 301, 302, 201, 600, 999, 100]
+    "status", [402, 403, 404, 405, 409, 413, 418, 499, 301, 302, 201, 600, 999, 100]
 )
 def test_other_statuses_are_plain_api_errors(status: int) -> None:
     err = error_for_status(status, "")
@@ -286,6 +287,15 @@ EXAMPLES: dict[str, Callable[[], BaseException]] = {
     "RateLimitError": lambda: RateLimitError(
         429, "Request limit exceeded", body={"message": "x"}, retry_after=86400.0
     ),
+    "RateLimitError-403": lambda: error_for_status(
+        403, "Request limit exceeded", retry_after=2.0, ambiguous=False, throttled=True
+    ),
+    "UnprocessableEntityError": lambda: error_for_status(
+        422,
+        "end_date: The end date does not match the format Y-m-d.",
+        body={"status_code": 422, "errors": {"end_date": ["The end date does not ..."]}},
+        errors={"end_date": ("The end date does not match the format Y-m-d.",)},
+    ),
     "RateLimitError-paused": lambda: RateLimitError(
         429, "paused; nothing was sent", retry_after=12.25, ambiguous=False
     ),
@@ -418,3 +428,17 @@ def test_survives_a_process_pool_as_an_argument(pool: ProcessPoolExecutor) -> No
 
 def _echo(value: Any) -> Any:
     return value
+
+
+def test_a_422_carries_its_field_errors_and_a_throttling_403_is_a_rate_limit_error() -> None:
+    errors = {"end_date": ("The end date does not match the format Y-m-d.",)}
+    err = error_for_status(422, "end_date: ...", errors=errors)
+    assert type(err) is UnprocessableEntityError
+    assert err.errors == errors
+    assert err.ambiguous is False
+    assert type(error_for_status(422, "")).__name__ == "UnprocessableEntityError"
+    assert error_for_status(422, "").errors == {}  # type: ignore[attr-defined]
+    throttled = error_for_status(403, "Request limit exceeded", retry_after=1.5, throttled=True)
+    assert type(throttled) is RateLimitError
+    assert (throttled.status, throttled.retry_after, throttled.ambiguous) == (403, 1.5, False)
+    assert type(error_for_status(403, "Forbidden")) is APIError  # a 403 elsewhere

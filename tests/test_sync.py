@@ -63,7 +63,10 @@ def _operations(cls: type) -> dict[str, inspect.Signature]:
         for name, member in inspect.getmembers(cls)
         if not name.startswith("_")
         and callable(member)
-        and (inspect.iscoroutinefunction(member) or name in ("stream", "prepare_launch"))
+        and (
+            inspect.iscoroutinefunction(member)
+            or name in ("stream", "prepare_launch", "overall_metrics")
+        )
         and name != "close"
     }
 
