@@ -23,7 +23,7 @@ __all__ = ["check_plot_path", "require_matplotlib", "write_funnel"]
 _EXTRA = "pip install 'insider-webpush[bench]'"
 _STEP_COLOURS = ("#1f4e79", "#2e75b6", "#2f9e8f", "#e69f00", "#c0392b")
 _DROPPED_COLOUR = "#8e44ad"
-_UNDELIVERED_COLOUR = "#7f8c8d"
+_UNDELIVERED_COLOUR = "#5d6d7e"
 _INSIDE = 0.55  # a bar at least this share of the widest holds its label inside
 
 
