@@ -9,11 +9,12 @@ Without the package nothing is imported (not even by `import insider_webpush`: t
 client imports it) and nothing is recorded.
 [`configure`][insider_webpush.telemetry.configure] points the SDK at other providers.
 
-**Traces.** A span per operation (a launch, a create, a delete), kind `CLIENT`, named
-`{method} {path template}` as OpenTelemetry's HTTP client conventions name a span with a
-low-cardinality target, e.g. `POST /v2/single/{campaign_id}`. It covers every attempt of the
-request and the waits between them: the one span of the "top-most operation" that the
-conventions allow; an instrumented aiohttp adds a span per attempt below it. Its attributes:
+**Traces.** A span per operation (a launch, a create, a delete, a statistics read), kind
+`CLIENT`, named `{method} {path template}` as OpenTelemetry's HTTP client conventions name a
+span with a low-cardinality target, e.g. `POST /v2/single/{campaign_id}`. It covers every
+attempt of the request and the waits between them: the one span of the "top-most operation"
+that the conventions allow; an instrumented aiohttp adds a span per attempt below it. Its
+attributes:
 
 - `http.request.method`, `server.address`, `server.port`, `url.full`, `url.template`: the
   request (never a header: the key is in one);
@@ -21,7 +22,8 @@ conventions allow; an instrumented aiohttp adds a span per attempt below it. Its
 - `http.request.resend_count`: the attempts after the first, when there were any;
 - `error.type`, on a failure: the status that failed it (`"429"`, `"503"`), else the
   exception's class, e.g. `insider_webpush.errors.TransportError`;
-- `insider_webpush.operation`: `launch_v2`, `launch_v1`, `create` or `delete`;
+- `insider_webpush.operation`: `launch_v2`, `launch_v1`, `create`, `delete`,
+  `campaign_metrics`, `overall_metrics` (a span per page) or `top_metrics`;
 - `insider_webpush.result`: the outcome's [`Verdict`][insider_webpush.outcomes.Verdict],
   as `success`, `retry_safe`, `certain_failure` or `ambiguous`;
 - `insider_webpush.ambiguous`: the request may have gone out although it failed;
@@ -37,7 +39,8 @@ and, when another attempt follows, `insider_webpush.retry.delay` (seconds before
 
 - `insider_webpush.attempts` (counter, `{attempt}`) and `insider_webpush.outcomes` (counter,
   `{operation}`), by `insider_webpush.operation` and `insider_webpush.result`;
-- `insider_webpush.rate_limited` (counter, `{response}`): 429 answers, by operation;
+- `insider_webpush.rate_limited` (counter, `{response}`): throttling answers (429s, and
+  the statistics endpoints' 403s), by operation;
 - `insider_webpush.limiter.wait.duration` (histogram, `s`): each grant's wait for the quota,
   by operation;
 - `http.client.request.duration` (histogram, `s`), as the HTTP conventions define it: each
@@ -209,7 +212,7 @@ class _Instruments:
             "insider_webpush.outcomes", "{operation}", "Operations ended, by their verdict"
         )
         self.rate_limited = meter.create_counter(
-            "insider_webpush.rate_limited", "{response}", "429 answers (the key's quota)"
+            "insider_webpush.rate_limited", "{response}", "Throttling answers (the key's quota)"
         )
         self.limiter_wait = meter.create_histogram(
             "insider_webpush.limiter.wait.duration",
@@ -377,7 +380,7 @@ class Operation:
         elif exc is not None:
             error = _error_type(exc)
         instruments.attempts.add(1, instruments.op_attributes(self._op, result))
-        if status == 429:
+        if status is not None and status in self.endpoint.throttle_statuses:
             instruments.rate_limited.add(1, instruments.op_attributes(self._op))
         if status is not None or stage is not None or self._on_wire:  # an HTTP request
             instruments.request_duration.record(

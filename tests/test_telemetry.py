@@ -8,6 +8,7 @@ Every test gets fresh providers (the SDK's in-memory span exporter and metric re
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import os
@@ -235,6 +236,31 @@ async def test_a_429_then_a_success(otel: Otel, caplog: pytest.LogCaptureFixture
     assert "HTTP 429" in warning
     assert f"sha256:{key_fingerprint(KEY)}" in warning
     assert KEY not in caplog.text
+
+
+async def test_a_statistics_403_counts_as_throttling_and_its_read_has_a_span(otel: Otel) -> None:
+
+    from tests.insider_collection import TOP, sample
+
+    stub = ScriptedTransport(
+        [(403, {"message": "Request limit exceeded"}), (200, sample(TOP, 200))]
+    )
+    async with client(stub, retry=RetryPolicy(base=0.01), partner_id="1") as c:
+        day = dt.date(2026, 11, 1)
+        await c.top_metrics(start_date=day, end_date=day)
+    span = otel.span()
+    assert span.name == "POST /v1/statistics/top-metrics"
+    assert span.attributes is not None
+    assert span.attributes["insider_webpush.operation"] == "top_metrics"
+    assert span.attributes["insider_webpush.result"] == "success"
+    first, _ = events(span)
+    assert (first["http.response.status_code"], first["insider_webpush.result"]) == (
+        403,
+        "retry_safe",
+    )
+    assert otel.counts("insider_webpush.rate_limited", "insider_webpush.operation") == {
+        ("top_metrics",): 1
+    }
 
 
 async def test_a_500_is_ambiguous(otel: Otel, caplog: pytest.LogCaptureFixture) -> None:
