@@ -13,7 +13,7 @@ import re
 from typing import Any, NoReturn
 
 from .._version import __version__
-from ..endpoints import DEFAULT_BASE_URL
+from ..endpoints import DEFAULT_BASE_URL, QUOTAS, STATISTICS
 from ..errors import ValidationError
 from ..metrics import PER_PAGE_DEFAULT, PER_PAGE_MAX
 from ..models import TTL_MAX_SECONDS
@@ -334,6 +334,20 @@ def _add_stats_command(commands: Any, connection: argparse.ArgumentParser) -> No
             metavar="FILE.png",
             help="also draw the delivery funnel, with why messages were lost, to a PNG "
             "(needs matplotlib: pip install 'insider-webpush[bench]')",
+        )
+        leaf.add_argument(
+            "--rate-limit",
+            type=positive_int,
+            default=QUOTAS[STATISTICS][0],
+            help="statistics requests per period, the three endpoints together (default: "
+            f"{QUOTAS[STATISTICS][0]})",
+        )
+        leaf.add_argument(
+            "--rate-period",
+            type=positive_float,
+            default=QUOTAS[STATISTICS][1],
+            metavar="SECONDS",
+            help=f"the statistics quota's period (default: {QUOTAS[STATISTICS][1]:g})",
         )
         _add_global_options(leaf, top=False)
 

@@ -21,6 +21,7 @@ from collections.abc import AsyncGenerator
 from typing import Any, cast
 
 from ..client import WebPushClient
+from ..endpoints import STATISTICS
 from ..errors import AuthenticationError
 from ..metrics import CampaignSummary
 from ._common import EXIT_OK, UsageError
@@ -72,7 +73,11 @@ async def run(args: argparse.Namespace, out: Output) -> int:
     creds = credentials(args)
     if creds.partner_id is None:
         raise UsageError(f"no partner id: set {PARTNER_VARIABLE} (or pass --partner-id)")
-    async with WebPushClient(creds.api_key, **creds.client_options()) as client:
+    async with WebPushClient(
+        creds.api_key,
+        **creds.client_options(),
+        quotas={STATISTICS: (args.rate_limit, args.rate_period)},
+    ) as client:
         try:
             if args.stats_command == "campaign":
                 await _campaign(client, args, out, since, until)

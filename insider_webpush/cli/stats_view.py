@@ -52,7 +52,10 @@ def count(n: int) -> str:
 
 
 def percent(fraction: float) -> str:
-    """A fraction as a percentage with two decimals: ``0.3408`` is ``"34.08%"``."""
+    """A fraction as a percentage with two decimals: ``0.3408`` is ``"34.08%"``; one too
+    small to show but not nothing is ``"<0.01%"`` (3 conversions of 9 million targeted)."""
+    if 0 < fraction < 0.00005:
+        return "<0.01%"
     return f"{fraction:.2%}"
 
 
@@ -73,6 +76,9 @@ def humanize(label: str) -> str:
 
 
 def interval(since: dt.date, until: dt.date) -> str:
+    """``"2026-11-01 to 2026-11-30"``, or the one day."""
+    if since == until:
+        return since.isoformat()
     return f"{since.isoformat()} to {until.isoformat()}"
 
 
