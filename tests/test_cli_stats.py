@@ -589,3 +589,27 @@ def test_campaign_ids_out_may_not_be_the_input(
     assert "is the input file" in err
     assert dated.requests() == []
     assert json.loads(path.read_text()) == PUSH  # untouched
+
+
+def test_a_throttling_403_is_waited_out_with_a_warning(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    # The fake allows 2 statistics requests per 0.3 s; the client is told 30: the third page
+    # gets Insider's throttling 403, which the client waits out and retries.
+    fake = ThreadedFake(
+        rate_limit=6000, rate_period=60.0, stats_rate_limit=2, stats_rate_period=0.3, today=DAY
+    )
+    monkeypatch.setenv("INSIDER_API_KEY", KEY)
+    monkeypatch.setenv("INSIDER_PARTNER_ID", PARTNER)
+    monkeypatch.setenv("INSIDER_BASE_URL", fake.base_url)
+    try:
+        assert launch(capsys, tmp_path, 5)[0] == 0
+        code, out, err = run(capsys, "stats", "overall", *INTERVAL, "--per-page", "2", "--json")
+        assert code == 0
+        assert len(out.splitlines()) == 5
+        pages = stats_requests(fake, "overall-metrics")
+        assert 403 in [r.status for r in pages]
+        assert [r.body["page"] for r in pages if r.status == 200] == ["1", "2", "3"]
+        assert "warning: POST /v1/statistics/overall-metrics: HTTP 403 (quota exceeded)" in err
+    finally:
+        fake.close()
