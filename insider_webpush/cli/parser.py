@@ -339,6 +339,7 @@ def _add_stats_command(commands: Any, connection: argparse.ArgumentParser) -> No
             "--rate-limit",
             type=positive_int,
             default=QUOTAS[STATISTICS][0],
+            metavar="N",
             help="statistics requests per period, the three endpoints together (default: "
             f"{QUOTAS[STATISTICS][0]})",
         )
