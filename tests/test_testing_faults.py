@@ -106,10 +106,14 @@ def test_parse_reads_the_fault_syntax(spec: str, expected: Fault) -> None:
         ),
         ("500,processed=yes", "write the option 'processed' as processed"),
         ("slow,latency", "write the option 'latency' as latency=..."),
-        ("500,op=launch", "op must be one of create, launch_v1, launch_v2, delete, not 'launch'"),
+        (
+            "500,op=launch",
+            "op must be one of create, launch_v1, launch_v2, delete, campaign_metrics, "
+            "overall_metrics, top_metrics, not 'launch'",
+        ),
         ("slow,latency=1,latency=2", "the option 'latency' is given twice"),
         ("slow", "'slow' needs latency=SECONDS, e.g. slow,latency=2"),
-        ("503,retry-after=1", "retry-after=SECONDS goes with a 429 only"),
+        ("503,retry-after=1", "retry-after=SECONDS goes with a 429 or a 403 only"),
     ],
 )
 def test_parse_errors_name_the_part_and_its_values(spec: str, message: str) -> None:

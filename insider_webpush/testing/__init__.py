@@ -2,8 +2,9 @@
 
 [`FakeInsider`][insider_webpush.testing.server.FakeInsider] is a real HTTP server on 127.0.0.1 that
 speaks Insider's Single Web Push API: it checks the API key (`"test"` unless told another) and the
-body of every request with the SDK's own models, keeps each operation's sliding-window quota and
-answers `429` with `Retry-After` when it is exceeded, injects
+body of every request with the SDK's own models, keeps each quota group's sliding-window quota and
+answers `429` with `Retry-After` when it is exceeded (the statistics endpoints: `403`), serves the
+web push statistics of the launches it carried out (seeded figures), injects
 faults ([`Fault`][insider_webpush.testing.faults.Fault]) on demand, and records every request as a
 [`RecordedRequest`][insider_webpush.testing.records.RecordedRequest].
 

@@ -21,6 +21,7 @@ JSON: Final = "application/json"
 
 _DEFAULT_MESSAGES: Final[Mapping[int, str]] = {
     401: "Unauthorized",
+    403: "Request limit exceeded",  # Insider's only documented 403: the statistics throttle
     424: "SERVICE:-",
     429: "Request limit exceeded",
 }
@@ -114,7 +115,7 @@ def fault_answer(fault: Fault) -> Answer:
     """The answer of a fault with a ``status``: its message, or the status's default one."""
     assert fault.status is not None
     headers = None
-    if fault.status == 429 and fault.retry_after is not None:
+    if fault.status in (403, 429) and fault.retry_after is not None:
         headers = {"Retry-After": retry_after(fault.retry_after)}
     message = fault.message if fault.message is not None else message_for(fault.status)
     return error(fault.status, message, headers)

@@ -8,9 +8,10 @@ when its `operation` is None or the request's, its `at` is None or holds the req
 `seed`-ed random generator falls below it. A fault with neither `at` nor a `probability` matches
 every request. What a matching fault does:
 
-- `status=N` answers `N` with `{"message": ...}` (a `429` carries `Retry-After` when
-  `retry_after` is set) instead of processing the request: no key, quota or body check,
-  nothing created or launched.
+- `status=N` answers `N` with `{"message": ...}` (a `429` or a `403`, the statistics
+  endpoints' throttle, carries `Retry-After` when `retry_after` is set; a `403`'s default
+  message is theirs, `"Request limit exceeded"`) instead of processing the request: no key,
+  quota or body check, nothing created or launched.
 - `drop=True` closes the connection without an answer: the client sees the server
   disconnect (`aiohttp.ServerDisconnectedError`); the record's `status` is `None`.
 - `processed=True` (with `status` or `drop`) first processes the request as if there were
@@ -40,6 +41,7 @@ __all__ = ["Fault"]
 _OPERATIONS: Final = ", ".join(op.value for op in Operation)
 _OPTIONS: Final = "latency=SECONDS, retry-after=SECONDS, processed or op=OPERATION"
 _SECONDS_OPTIONS: Final = {"latency": "latency", "retry-after": "retry_after"}
+_THROTTLES: Final = frozenset({403, 429})  # statuses that carry Retry-After (403: statistics)
 
 
 def _indices(value: Iterable[int] | int | None) -> frozenset[int] | None:
@@ -85,8 +87,8 @@ class Fault:
         probability (float): 0 to 1; above 0, the share of matching requests picked at random
             (by the fake's `seed`); default 0 (every matching request).
         processed (bool): carry the request out first, then fail; default False.
-        retry_after (float | None): seconds for the `Retry-After` header of a 429 fault;
-            default None (no header).
+        retry_after (float | None): seconds for the `Retry-After` header of a 429 or 403
+            fault; default None (no header).
         operation (Operation | None): only requests of this operation; default None (any).
         message (str | None): the error body's message; default None, a message per status.
 
@@ -141,8 +143,9 @@ class Fault:
         first); with neither, every request. Each `OPTION` is `latency=SECONDS` (wait
         before answering), `retry-after=SECONDS` (a 429's header), `processed` (carry the
         request out, then fail) or `op=OPERATION` (only `create`, `launch_v1`,
-        `launch_v2` or `delete` requests). Examples: `"503:0.02"`, `"drop:0.01"`,
-        `"429:0.05,retry-after=1"`, `"500@3,processed"`, `"slow:0.1,latency=2"`.
+        `launch_v2`, `delete`, `campaign_metrics`, `overall_metrics` or `top_metrics`
+        requests). Examples: `"503:0.02"`, `"drop:0.01"`, `"429:0.05,retry-after=1"`,
+        `"500@3,processed"`, `"slow:0.1,latency=2"`, `"403,retry-after=2,op=top_metrics"`.
 
         Args:
             spec (str): the one-line form.
@@ -188,8 +191,8 @@ class Fault:
             kwargs[key] = parsed
         if what == "slow" and "latency" not in kwargs:
             raise ValidationError("fault", "'slow' needs latency=SECONDS, e.g. slow,latency=2")
-        if "retry_after" in kwargs and kwargs.get("status") != 429:
-            raise ValidationError("fault", "retry-after=SECONDS goes with a 429 only")
+        if "retry_after" in kwargs and kwargs.get("status") not in _THROTTLES:
+            raise ValidationError("fault", "retry-after=SECONDS goes with a 429 or a 403 only")
         return cls(**kwargs)
 
 

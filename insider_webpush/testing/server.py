@@ -11,6 +11,7 @@ simulator in process, without a socket.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import ipaddress
 import logging
 from collections.abc import Mapping, Sequence
@@ -20,9 +21,10 @@ from typing import Any, Final, Self
 from aiohttp import web
 
 from ..client import WebPushClient
-from ..endpoints import ENDPOINTS, Operation
+from ..endpoints import ENDPOINTS, QUOTAS, STATISTICS, Operation
 from ..transport import Transport
 from ._answers import JSON, Answer
+from ._statistics import PER_PAGE_MAX
 from .faults import Fault
 from .inprocess import InProcessTransport
 from .simulator import DEFAULT_API_KEY, DEFAULT_PARTNER_ID, Simulator
@@ -39,6 +41,8 @@ class FakeInsider(Simulator):
 
     `async with FakeInsider() as fake:` starts it on a free port of 127.0.0.1; talk to
     `fake.base_url` with `fake.api_key` (`"test"`) and `fake.partner_id`, or use `fake.client()`.
+    Besides create, launch and delete it serves the three web push statistics endpoints: the
+    launches it carried out are its campaigns (`fake.campaigns`), with seeded figures.
     What it enforces, how the quota counts and what it records are the
     [`Simulator`][insider_webpush.testing.simulator.Simulator]'s; how
     faults ([`Fault`][insider_webpush.testing.faults.Fault]) apply is in
@@ -52,14 +56,24 @@ class FakeInsider(Simulator):
         v1_rate_limit (int): create, launch v1 and delete requests (each) per
             `v1_rate_period`; default 30.
         v1_rate_period (float): seconds of their windows; default 60.
+        stats_rate_limit (int): statistics requests (campaign, overall and top metrics
+            together: one shared window) per `stats_rate_period`; default 30. Over it they
+            are answered `403 {"message": "Request limit exceeded"}` with `Retry-After`.
+        stats_rate_period (float): seconds of that window; default 60.
+        stats_per_page_max (int): the largest `per_page` of the overall metrics (more is a
+            422); default 20.
         host (str): the address to listen on; default `"127.0.0.1"`.
         port (int): the port; default 0, a free one.
         faults (Sequence[Fault]): faults to inject, first match wins; default none.
-        seed (int): seed of the random faults; default 0.
-        enforce_quota (bool): answer 429 over the quota; default True.
+        seed (int): seed of the random faults and of every campaign's statistics; default 0.
+        enforce_quota (bool): answer 429 (statistics: 403) over the quota; default True.
+        today (datetime.date | None): the fake's date, the creation date of the campaigns
+            launched while it holds; default None, the UTC date read at each new campaign's
+            first launch (the fake's only wall-clock read). Settable later (`fake.today`).
 
     Raises:
-        ValidationError: an empty key, a bad partner id, or a limit or period out of range.
+        ValidationError: an empty key, a bad partner id, a limit or period out of range, or
+            a `today` that is not a `datetime.date`.
     """
 
     def __init__(
@@ -71,11 +85,15 @@ class FakeInsider(Simulator):
         rate_period: float = ENDPOINTS[Operation.LAUNCH_V2].rate_period,
         v1_rate_limit: int = ENDPOINTS[Operation.LAUNCH_V1].rate_limit,
         v1_rate_period: float = ENDPOINTS[Operation.LAUNCH_V1].rate_period,
+        stats_rate_limit: int = QUOTAS[STATISTICS][0],
+        stats_rate_period: float = QUOTAS[STATISTICS][1],
+        stats_per_page_max: int = PER_PAGE_MAX,
         host: str = "127.0.0.1",
         port: int = 0,
         faults: Sequence[Fault] = (),
         seed: int = 0,
         enforce_quota: bool = True,
+        today: dt.date | None = None,
     ) -> None:
         super().__init__(
             api_key=api_key,
@@ -84,9 +102,13 @@ class FakeInsider(Simulator):
             rate_period=rate_period,
             v1_rate_limit=v1_rate_limit,
             v1_rate_period=v1_rate_period,
+            stats_rate_limit=stats_rate_limit,
+            stats_rate_period=stats_rate_period,
+            stats_per_page_max=stats_per_page_max,
             faults=faults,
             seed=seed,
             enforce_quota=enforce_quota,
+            today=today,
         )
         self._host = host
         self._port = port
