@@ -22,8 +22,9 @@ from insider_webpush import (
     WebPushClient,
     sync,
 )
-from insider_webpush.endpoints import DEFAULT_BASE_URL, QUOTAS
+from insider_webpush.endpoints import DEFAULT_BASE_URL, QUOTAS, Operation
 from insider_webpush.models import Timeouts
+from insider_webpush.testing import FakeInsider
 from insider_webpush.testing.records import max_in_window
 from insider_webpush.transport import Gate, Request, Response
 from tests.insider_collection import CAMPAIGN, OVERALL, TOP, path, sample, sample_request
@@ -359,3 +360,43 @@ def test_the_sync_client_reads_statistics_blocking() -> None:
         with pytest.raises(ValidationError, match="per_page"):
             c.overall_metrics(start_date=START, end_date=END, per_page=0)
     assert len(stub.sent) == 4
+
+
+# -- against FakeInsider, over loopback -------------------------------------------------------
+
+
+async def test_twenty_five_launches_are_listed_over_three_pages_and_read_back() -> None:
+    today = dt.date(2026, 11, 30)
+    async with FakeInsider(today=today, stats_rate_period=0.3) as fake, fake.client() as c:
+        launched = [
+            (await c.send(WebPush(**{**MINIMAL_FIELDS, "title": f"push {i}"}))).campaign_id
+            for i in range(25)
+        ]
+        listed = [s async for s in c.overall_metrics(start_date=today, end_date=today)]
+        one = await c.campaign_metrics(launched[7], start_date=today, end_date=today)
+        top = await c.top_metrics(start_date=today, end_date=today)
+    assert [s.campaign_id for s in listed] == launched
+    assert [s.name for s in listed] == [f"push {i}" for i in range(25)]
+    pages = [r.body["page"] for r in fake.requests if r.path == path(OVERALL)]
+    assert pages == ["1", "2", "3"]  # 25 at 10 a page, and nothing past the last
+    assert one.name == "push 7"
+    funnel = [count for _, count in one.overview.funnel()]
+    assert funnel == sorted(funnel, reverse=True)
+    assert one.overview.targeted == listed[7].targeted
+    assert one.overview.delivered == listed[7].delivered
+    assert top.overview.sent == sum(s.sent for s in listed)
+
+
+async def test_a_client_faster_than_the_fake_s_statistics_quota_is_throttled_not_failed() -> None:
+    today = dt.date(2026, 11, 30)
+    fake = FakeInsider(today=today, stats_rate_limit=4, stats_rate_period=0.3)
+    # The client believes in 40 per 0.3 s; the fake allows 4: it answers 403s.
+    async with fake, fake.client(quotas={"statistics": (40, 0.3)}, retry=FAST) as c:
+        await c.send(WebPush(**MINIMAL_FIELDS))
+        reads = [c.top_metrics(start_date=today, end_date=today) for _ in range(10)]
+        results = await asyncio.gather(*reads)
+    assert len(results) == 10
+    assert fake.count(403, operation=Operation.TOP_METRICS) > 0  # the 403s were retried
+    reads_seen = [r for r in fake.requests if r.operation is Operation.TOP_METRICS]
+    accepted = sorted(r.arrived_at for r in reads_seen if r.status == 200)
+    assert max_in_window(accepted, 0.3) <= 4

@@ -139,7 +139,8 @@ class FakeInsider(Simulator):
 
     def client(self, *, in_process: bool = False, **kwargs: Any) -> WebPushClient:
         """A [`WebPushClient`][insider_webpush.client.WebPushClient] for this fake: its key, partner
-        id, quota.
+        id, and every quota of it (launch v2's as `rate_limit`/`rate_period`, the others as
+        `quotas`).
 
         Args:
             in_process (bool): talk to it through `transport`, with no socket (and no
@@ -158,6 +159,16 @@ class FakeInsider(Simulator):
             kwargs.setdefault("base_url", self.base_url)
         kwargs.setdefault("rate_limit", self.rate_limit)
         kwargs.setdefault("rate_period", self.rate_period)
+        v1 = (self.v1_rate_limit, self.v1_rate_period)
+        kwargs.setdefault(
+            "quotas",
+            {
+                "launch_v1": v1,
+                "create": v1,
+                "delete": v1,
+                "statistics": (self.stats_rate_limit, self.stats_rate_period),
+            },
+        )
         api_key = kwargs.pop("api_key", self.api_key)
         return WebPushClient(api_key, **kwargs)
 
