@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import re
 import signal
@@ -22,7 +23,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from insider_webpush import FakeInsider, Fault
+from insider_webpush import FakeInsider, Fault, WebPush
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 KEY = "example-key"
@@ -132,6 +133,42 @@ async def test_quickstart_against_the_fake_server_command_as_its_docstring_says(
 
 
 # -- batch_from_csv.py ---------------------------------------------------------------------
+
+
+async def test_statistics_lists_the_week_s_campaigns_and_the_most_clicked_funnel(
+    fake: FakeInsider,
+) -> None:
+    async with fake.client() as client:
+        ids = [
+            (await client.send(WebPush(**{**PUSH, "title": f"sale {i}"}))).campaign_id
+            for i in range(3)
+        ]
+    code, out, err = await _run(str(EXAMPLES / "statistics.py"), env=_env(fake.base_url))
+    assert (code, err) == (0, ""), err
+    lines = out.splitlines()
+    listed = [int(line.split()[0]) for line in lines[:3]]
+    assert listed == ids
+    assert all(
+        re.search(r"sent +[\d,]+ +delivered +[\d.]+% +ctr +[\d.]+%", line) for line in lines[:3]
+    )
+    overall = [r for r in fake.requests if r.path == "/v1/statistics/overall-metrics"]
+    assert len(overall) == 1  # three campaigns: one page
+    async with fake.client() as client:
+        today = dt.date.today()
+        clicks = {
+            c.campaign_id: c.clicks
+            async for c in client.overall_metrics(start_date=today, end_date=today)
+        }
+    best = max(ids, key=clicks.__getitem__)
+    assert f"the most clicked: {best} 'sale {ids.index(best)}'" in out
+    assert re.search(r"^  targeted +[\d,]+ +100\.00%$", out, re.M)
+    assert "  dropped: frequencyCapped" in out
+
+
+async def test_statistics_with_no_campaign_says_so(fake: FakeInsider) -> None:
+    code, out, err = await _run(str(EXAMPLES / "statistics.py"), env=_env(fake.base_url))
+    assert (code, err) == (0, ""), err
+    assert out.startswith("no campaign from ")
 
 
 async def test_batch_from_csv_sends_every_row_once_and_a_rerun_sends_nothing(
