@@ -9,6 +9,7 @@ The testing example is run by tests/test_testing_plugin.py in a fresh pytest pro
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from insider_webpush import WebPush
 from insider_webpush.testing import DEFAULT_API_KEY, FakeInsider
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -103,3 +105,30 @@ async def test_readme_stream_launches_the_push_file_once(fake: FakeInsider, tmp_
         f"{i} done in an earlier run, not sent again" for i in range(len(lines))
     ]
     assert len(fake.launches) == len(lines)
+
+
+async def test_readme_statistics_read_back_what_was_launched(
+    fake: FakeInsider, tmp_path: Path
+) -> None:
+    async with fake.client() as client:
+        for title in ("Spring sale", "Last day"):
+            await client.send(
+                WebPush(
+                    title=title,
+                    description="-20 %",
+                    image="https://example.com/icon.png",
+                    link="https://example.com/sale",
+                    ttl=3600,
+                )
+            )
+    ids = [launch.campaign_id for launch in fake.launches]
+    output = await run_python(block("statistics"), tmp_path, readme_environment(fake.base_url))
+    first, second, funnel, dropped, top = output.splitlines()
+    assert first.split()[:3] == [str(ids[0]), "Spring", "sale"]
+    assert second.split()[:3] == [str(ids[1]), "Last", "day"]
+    assert re.fullmatch(r"\d+ Last day \d+ \d+\.\d% \d+\.\d\d%", second)
+    steps = ast.literal_eval(funnel)
+    assert list(steps) == ["targeted", "sent", "delivered", "clicked", "converted"]
+    assert list(steps.values()) == sorted(steps.values(), reverse=True)
+    assert ast.literal_eval(dropped)[0][0] == "frequencyCapped"
+    assert top.endswith(" USD")
