@@ -22,7 +22,7 @@ import os
 import time
 import warnings
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from importlib.util import find_spec
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -931,7 +931,7 @@ class WebPushClient:
 
     def overall_metrics(
         self, *, start_date: dt.date, end_date: dt.date, per_page: int = PER_PAGE_DEFAULT
-    ) -> AsyncIterator[CampaignSummary]:
+    ) -> AsyncGenerator[CampaignSummary, None]:
         """Every campaign in the interval with its figures (`POST
         /v1/statistics/overall-metrics`), page after page.
 
@@ -950,8 +950,9 @@ class WebPushClient:
                 Insider's); a public client reports 422 above about 20.
 
         Returns:
-            An async iterator of [`CampaignSummary`][insider_webpush.metrics.CampaignSummary],
-                in Insider's order.
+            An async generator of
+                [`CampaignSummary`][insider_webpush.metrics.CampaignSummary], in Insider's
+                order (`aclose()` it, or use `contextlib.aclosing`, to stop early at once).
 
         Raises:
             ValidationError: At the call: no partner id, bad dates, or `per_page` out of

@@ -17,13 +17,11 @@ import argparse
 import contextlib
 import datetime as dt
 import json
-from collections.abc import AsyncGenerator
-from typing import Any, cast
+from typing import Any
 
 from ..client import WebPushClient
 from ..endpoints import STATISTICS
 from ..errors import AuthenticationError
-from ..metrics import CampaignSummary
 from ._common import EXIT_OK, UsageError
 from .credentials import PARTNER_VARIABLE, credentials
 from .fatal import refused
@@ -149,12 +147,8 @@ async def _overall(
     rows: list[tuple[str, ...]] = []
     totals = FunnelTotals()
     dropped = undelivered = 0
-    # The client's iterator is an async generator (annotated AsyncIterator): closed at once,
-    # not when it is collected, if the loop stops at --limit or on an error.
-    campaigns = cast(
-        "AsyncGenerator[CampaignSummary, None]",
-        client.overall_metrics(start_date=since, end_date=until, per_page=per_page),
-    )
+    # Closed at once, not when it is collected, if the loop stops at --limit or on an error.
+    campaigns = client.overall_metrics(start_date=since, end_date=until, per_page=per_page)
     async with contextlib.aclosing(campaigns):
         async for summary in campaigns:
             if args.json:  # JSON lines, as the pages come
