@@ -76,6 +76,12 @@ def _raw() -> Any:
     )
 
 
+def _funnel(figures: Overview | CampaignSummary) -> tuple[tuple[str, int], ...]:
+    f = figures
+    counts = (f.targeted, f.sent, f.delivered, f.clicks, f.conversions)
+    return tuple(zip(FUNNEL_STEPS, counts, strict=True))
+
+
 @attrs.frozen
 class Revenue:
     """An amount of money as Insider reports it.
@@ -152,8 +158,7 @@ class Overview:
                 [`FUNNEL_STEPS`][insider_webpush.metrics.FUNNEL_STEPS]: targeted, sent,
                 delivered, clicked, converted.
         """
-        counts = (self.targeted, self.sent, self.delivered, self.clicks, self.conversions)
-        return tuple(zip(FUNNEL_STEPS, counts, strict=True))
+        return _funnel(self)
 
 
 @attrs.frozen
@@ -356,8 +361,7 @@ class CampaignSummary:
     def funnel(self) -> tuple[tuple[str, int], ...]:
         """The delivery funnel: `(step, count)` pairs, as
         [`Overview.funnel`][insider_webpush.metrics.Overview.funnel] gives them."""
-        counts = (self.targeted, self.sent, self.delivered, self.clicks, self.conversions)
-        return tuple(zip(FUNNEL_STEPS, counts, strict=True))
+        return _funnel(self)
 
 
 @attrs.frozen

@@ -22,6 +22,7 @@ from typing import Any
 from ..client import WebPushClient
 from ..endpoints import STATISTICS
 from ..errors import AuthenticationError
+from ..metrics import CampaignMetrics, TopMetrics
 from ._common import EXIT_OK, UsageError
 from .credentials import PARTNER_VARIABLE, credentials
 from .fatal import refused
@@ -97,20 +98,8 @@ async def _campaign(
     else:
         show_campaign(out, args.campaign_id, metrics, since, until)
     if args.plot is not None:
-        from .funnel_plot import write_funnel
-
-        o = metrics.overview
-        write_funnel(
-            args.plot,
-            title=f"campaign {args.campaign_id} · {metrics.name}",
-            subtitle=interval(since, until),
-            funnel=o.funnel(),
-            dropped=metrics.dropped,
-            undelivered=metrics.undelivered,
-            dropped_total=o.dropped,
-            undelivered_total=o.undelivered,
-        )
-        _wrote(out, args.plot)
+        title = f"campaign {args.campaign_id} · {metrics.name}"
+        _plot(out, args.plot, title, interval(since, until), metrics)
 
 
 async def _top(
@@ -122,20 +111,27 @@ async def _top(
     else:
         show_top(out, metrics, since, until)
     if args.plot is not None:
-        from .funnel_plot import write_funnel
+        _plot(out, args.plot, "every campaign of the account", interval(since, until), metrics)
 
-        o = metrics.overview
-        write_funnel(
-            args.plot,
-            title="every campaign of the account",
-            subtitle=interval(since, until),
-            funnel=o.funnel(),
-            dropped=metrics.dropped,
-            undelivered=metrics.undelivered,
-            dropped_total=o.dropped,
-            undelivered_total=o.undelivered,
-        )
-        _wrote(out, args.plot)
+
+def _plot(
+    out: Output, path: str, title: str, subtitle: str, metrics: CampaignMetrics | TopMetrics
+) -> None:
+    """The funnel of `metrics` with its drop and undelivered reasons, as a PNG at `path`."""
+    from .funnel_plot import write_funnel
+
+    o = metrics.overview
+    write_funnel(
+        path,
+        title=title,
+        subtitle=subtitle,
+        funnel=o.funnel(),
+        dropped=metrics.dropped,
+        undelivered=metrics.undelivered,
+        dropped_total=o.dropped,
+        undelivered_total=o.undelivered,
+    )
+    _wrote(out, path)
 
 
 async def _overall(
