@@ -68,6 +68,7 @@ from .metrics import (
     PER_PAGE_DEFAULT,
     CampaignMetrics,
     CampaignSummary,
+    MetricsPage,
     TopMetrics,
     check_date_range,
     check_per_page,
@@ -83,6 +84,7 @@ from .models import (
     check_dedupe_key,
     check_dedupe_ttl,
     check_quota,
+    check_required_campaign_id,
 )
 from .outcomes import verdict_for_status
 from .retry import RetryPolicy, parse_retry_after
@@ -753,9 +755,7 @@ class WebPushClient:
         """
         if self._partner_id is None:
             raise ValidationError("partner_id", "is required on the client to delete a draft")
-        draft_id = check_campaign_id(campaign_id)
-        if draft_id is None:
-            raise ValidationError("campaign_id", "is required to delete a draft")
+        draft_id = check_required_campaign_id(campaign_id, "the draft to delete")
         endpoint = ENDPOINTS[Operation.DELETE]
         url, _ = self._url_for(endpoint, draft_id)
         body = encode_json(delete_body(self._partner_id))
@@ -897,9 +897,7 @@ class WebPushClient:
             TransportError: No complete answer, after the retries.
         """
         partner_id = self._statistics_partner()
-        checked = check_campaign_id(campaign_id)
-        if checked is None:
-            raise ValidationError("campaign_id", "is required: the campaign to read")
+        checked = check_required_campaign_id(campaign_id, "the campaign to read")
         start, end = check_date_range(start_date, end_date)
         body = campaign_metrics_request(partner_id, checked, start, end)
         status, payload = await self._read(Operation.CAMPAIGN_METRICS, body)
@@ -966,15 +964,22 @@ class WebPushClient:
     async def _pages(
         self, partner_id: str, start: dt.date, end: dt.date, per_page: int
     ) -> AsyncGenerator[CampaignSummary, None]:
-        page = 1
-        while True:
+        # The first answer fixes the listing: its `per_page` (which Insider may lower) and its
+        # number of pages. A later page that contradicts it raises rather than loop, repeat
+        # or drop campaigns without a word.
+        page, pages, size = 1, 1, per_page
+        while page <= pages:
             body = overall_metrics_request(partner_id, start, end, page, per_page)
             status, payload = await self._read(Operation.OVERALL_METRICS, body)
             answer = self._figures(metrics_page_from_body, status, payload)
+            if page == 1:
+                pages, size = answer.pages, answer.per_page
+            problem = _page_problem(answer, page, pages, size)
+            if problem is not None:
+                message = f"overall metrics: {problem}; the listing cannot be trusted"
+                raise self._unreadable(status, message, payload)
             for campaign in answer.campaigns:
                 yield campaign
-            if page >= answer.pages or not answer.campaigns:
-                return
             page += 1
 
     def _statistics_partner(self) -> str:
@@ -993,9 +998,14 @@ class WebPushClient:
     def _figures(self, read: Callable[[int, object], T], status: int, payload: object) -> T:
         try:
             return read(status, payload)
-        except APIError as exc:  # figures we cannot read: the body goes into the error
-            exc.body = redact(exc.body, self._api_key)
-            raise
+        except APIError as exc:  # the message quotes the server's values: never the key
+            raise self._unreadable(status, exc.message, payload) from None
+
+    def _unreadable(self, status: int, message: str, payload: object) -> APIError:
+        """A read's answer that cannot be used (not ambiguous: a read launches nothing), with
+        the key redacted wherever a server echoed it."""
+        key = self._api_key
+        return APIError(status, redact(message, key), body=redact(payload, key), ambiguous=False)
 
     # -- the one request path -----------------------------------------------------------
 
@@ -1088,7 +1098,9 @@ class WebPushClient:
             if op is not None:
                 op.attempt_started()
 
-            async def gate(number: int = attempt) -> None:
+            started = [time.perf_counter()] if debug else _UNTIMED
+
+            async def gate(number: int = attempt, timing: list[float] = started) -> None:
                 waiting = time.perf_counter() if op is not None else 0.0
                 # A pause too long to wait, set before or while this waits: fail, send nothing.
                 await limiter.acquire(max_pause=max_pause)
@@ -1098,13 +1110,14 @@ class WebPushClient:
                     await pending  # e.g. a journal or dedupe record taken at the wire
                 if op is not None:
                     op.on_wire(waiting)
+                if debug:  # the request's own time, from its first byte: not the quota's wait
+                    timing[0] = time.perf_counter()
 
-            started = time.perf_counter() if debug else 0.0
             try:
                 response = await self._transport.send(request, gate, self._timeouts)
             except TransportError as exc:
                 if debug:
-                    self._log(request, attempt, started, exc.stage.value)
+                    self._log(request, attempt, started[0], exc.stage.value)
                 delay = self._retry.delay(attempt, exc, idempotent=idempotent)
                 telemetry.attempt_failed(op, request, self._key_id, exc, delay)
                 if delay is None:
@@ -1115,7 +1128,7 @@ class WebPushClient:
                 continue
             status = response.status
             if debug:
-                self._log(request, attempt, started, status)
+                self._log(request, attempt, started[0], status)
             if 200 <= status < 300:
                 return response
             headers = response.headers
@@ -1167,6 +1180,22 @@ class WebPushClient:
             result,
             (time.perf_counter() - started) * 1000,
         )
+
+
+def _page_problem(answer: MetricsPage, page: int, pages: int, per_page: int) -> str | None:
+    """What makes `answer` contradict the listing its first page fixed, or None."""
+    if answer.page != page:
+        return f"asked for page {page}, Insider answered page {answer.page}"
+    if answer.per_page != per_page:
+        return f"page {page} has {answer.per_page} a page, page 1 had {per_page}"
+    if len(answer.campaigns) > per_page:
+        return f"page {page} holds {len(answer.campaigns)} campaigns, more than {per_page}"
+    if not answer.campaigns and page < pages:
+        return f"page {page} of {pages} is empty"
+    return None
+
+
+_UNTIMED = [0.0]  # read, never written, when DEBUG logging is off: no list per attempt
 
 
 def _path(url: str) -> str:

@@ -310,7 +310,8 @@ def paused_error(pause: float, max_pause: float) -> RateLimitError:
     """
     return RateLimitError(
         429,
-        f"the key is paused by an earlier 429 for {pause:.1f} s more, longer than the "
+        f"the key is paused by an earlier throttling answer (a 429, or a statistics 403) for "
+        f"{pause:.1f} s more, longer than the "
         f"{max_pause:g} s a send may wait (RetryPolicy.max_retry_after); nothing was sent",
         retry_after=pause,
         ambiguous=verdict_for_stage(Stage.NOT_SENT).ambiguous,  # nothing was sent

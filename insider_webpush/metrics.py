@@ -30,6 +30,7 @@ import attrs
 from .errors import ValidationError
 
 __all__ = [
+    "FIGURE_MAX",
     "FUNNEL_STEPS",
     "PER_PAGE_DEFAULT",
     "PER_PAGE_MAX",
@@ -53,6 +54,10 @@ PER_PAGE_MAX = 100
 """The most campaigns per page the SDK asks for: the collection's own sample request asks for
 100. A public client reports that Insider answers 422 above about 20; such an answer is an
 [`UnprocessableEntityError`][insider_webpush.errors.UnprocessableEntityError] naming the field."""
+FIGURE_MAX = 2**53
+"""The largest figure read (a count, or an amount's magnitude as a JSON number): every whole
+number up to it is exact as a float, and no count of recipients comes near it. A larger one is
+an unreadable answer, not a number to chart."""
 FUNNEL_STEPS = ("targeted", "sent", "delivered", "clicked", "converted")
 """The steps of a delivery funnel, in order (see
 [`Overview.funnel`][insider_webpush.metrics.Overview.funnel])."""
@@ -221,7 +226,8 @@ class CampaignMetrics:
         dropped: Why messages were dropped.
         undelivered: Why sent messages were not delivered.
         primary_goal: The goal it is measured by, e.g. `"salesFromClick"`; None if not sent.
-        start: When the reported interval starts (time zone aware); None if not sent.
+        start: When the reported interval starts (time zone aware when Insider gives a zone,
+            as its sample's `Z`); None if not sent.
         end: When it ends; None if not sent.
         is_recurring: Whether the campaign recurs; None if not sent.
         alias: Insider's kind of campaign, e.g. `"bulk"`; None if not sent.

@@ -41,6 +41,7 @@ __all__ = [
     "check_campaign_id",
     "check_concurrency",
     "check_quota",
+    "check_required_campaign_id",
 ]
 
 TITLE_MAX = 100
@@ -322,10 +323,36 @@ def check_campaign_id(value: object) -> int | None:
             "campaign_id", f"must be a positive int or None, not {type(value).__name__}"
         )
     if not 1 <= value <= CAMPAIGN_ID_MAX:
+        # Not the value itself when it is huge: str() of an int over 4,300 digits raises.
+        shown = value if value.bit_length() <= 128 else f"an int of {value.bit_length()} bits"
         raise ValidationError(
-            "campaign_id", f"must be between 1 and {CAMPAIGN_ID_MAX}, got {value}"
+            "campaign_id", f"must be between 1 and {CAMPAIGN_ID_MAX}, got {shown}"
         )
     return value
+
+
+def check_required_campaign_id(value: object, purpose: str) -> int:
+    """Check `value` as a campaign id an operation cannot do without.
+
+    Args:
+        value: A positive `int` of at most
+            [`CAMPAIGN_ID_MAX`][insider_webpush.models.CAMPAIGN_ID_MAX].
+        purpose: What the id is for, for the message, e.g. `"the campaign to read"`.
+
+    Returns:
+        `value` itself.
+
+    Raises:
+        ValidationError: `value` is None, not an `int`, or out of range (`field` is
+            `"campaign_id"`).
+    """
+    if value is None:
+        raise ValidationError("campaign_id", f"is required: {purpose}")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError("campaign_id", f"must be a positive int, not {type(value).__name__}")
+    checked = check_campaign_id(value)
+    assert checked is not None
+    return checked
 
 
 def check_quota(rate_limit: object, rate_period: object, *, field: str = "rate_limit") -> None:

@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -592,6 +593,30 @@ def test_campaign_ids_out_may_not_be_the_input(
     assert json.loads(path.read_text()) == PUSH  # untouched
 
 
+@pytest.mark.parametrize("kept", ["--journal", "--dedupe-store", "--failed-out"])
+def test_campaign_ids_out_may_not_be_a_file_the_batch_keeps(
+    dated: ThreadedFake, capsys: pytest.CaptureFixture[str], tmp_path: Path, kept: str
+):
+    rows = [{**PUSH, "dedupe_key": "one"}, {**PUSH, "title": "Two", "dedupe_key": "two"}]
+    pushes = write_jsonl(tmp_path / "pushes.jsonl", rows)
+    kept_file = tmp_path / "kept"
+    assert run(capsys, "batch", str(pushes), kept, str(kept_file))[0] == 0
+    sent = len(dated.requests())
+    before = kept_file.read_bytes()
+    # The same file as the ids' output: written over, the journal (or the dedupe store) would
+    # be emptied and a rerun would launch both pushes again.
+    code, _, err = run(
+        capsys, "batch", str(pushes), kept, str(kept_file), "--campaign-ids-out", str(kept_file)
+    )
+    assert code == 2
+    said = {
+        "--failed-out": f"--failed-out {kept_file} is the --campaign-ids-out; name another file"
+    }
+    assert said.get(kept, f"--campaign-ids-out {kept_file} is the {kept}; name another file") in err
+    assert len(dated.requests()) == sent  # nothing more was sent
+    assert kept_file.read_bytes() == before
+
+
 def test_a_throttling_403_is_waited_out_with_a_warning(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ):
@@ -614,3 +639,70 @@ def test_a_throttling_403_is_waited_out_with_a_warning(
         assert "warning: POST /v1/statistics/overall-metrics: HTTP 403 (quota exceeded)" in err
     finally:
         fake.close()
+
+
+def test_plot_to_a_name_that_is_not_png_is_refused_before_sending(
+    server: ThreadedFake, capsys: pytest.CaptureFixture[str], tmp_path: Path
+):
+    svg = tmp_path / "funnel.svg"
+    code, _, err = run(capsys, "stats", "top", "--since", "2026-01-01", "--plot", str(svg))
+    assert code == 2
+    assert f"--plot {svg}: the chart is a PNG; name a .png file" in err
+    assert not svg.exists()
+    assert server.requests() == []
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly_and_the_chart_is_written(
+    dated: ThreadedFake, capsys: pytest.CaptureFixture[str], tmp_path: Path
+):
+    import os
+    import subprocess
+
+    assert launch(capsys, tmp_path, 1)[0] == 0
+    campaign_id = str(next(r.campaign_id for r in dated.requests() if r.campaign_id))
+    png = tmp_path / "funnel.png"
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `| head` that has already stopped reading
+    command = [sys.executable, "-m", "insider_webpush", "stats", "campaign", campaign_id]
+    done = subprocess.run(
+        [*command, *INTERVAL, "--plot", str(png), "--plain"],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        env={**os.environ},
+        timeout=60,
+        check=False,
+    )
+    os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert b"Broken pipe" not in done.stderr
+    assert b"Traceback" not in done.stderr
+    assert_real_png(png)
+
+
+def test_text_from_the_server_cannot_forge_a_line_of_a_table(
+    capsys: pytest.CaptureFixture[str],
+):
+    forged = "Sale\n  targeted  999,999,999"
+    metrics = attrs.evolve(campaign_sample(), name=forged, alias="bulk\nconverted  5")
+    stats_view.show_campaign(plain(), 12345, metrics, SINCE, UNTIL)
+    out = capsys.readouterr().out
+    assert "999,999,999" in out
+    assert not any(line.strip().startswith("targeted  999") for line in out.splitlines())
+    assert "Sale\\x0a  targeted  999,999,999" in out  # one line, the newline shown escaped
+
+
+def test_the_chart_masks_the_key_and_escapes_what_the_server_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    from insider_webpush.cli import funnel_plot, stats
+
+    drawn: dict[str, Any] = {}
+    monkeypatch.setattr(funnel_plot, "write_funnel", lambda path, **kw: drawn.update(kw))
+    metrics = campaign_sample()
+    reasons = tuple(attrs.evolve(r, label=f"{r.label} {KEY}") for r in metrics.dropped)
+    metrics = attrs.evolve(metrics, name=f"echo {KEY}\x1b[2J", dropped=reasons)
+    stats._plot(plain(), str(tmp_path / "f.png"), f"campaign 1 · {metrics.name}", "", metrics)
+    assert KEY not in drawn["title"]
+    assert "\x1b" not in drawn["title"]
+    assert all(KEY not in r.label for r in drawn["dropped"])
+    assert drawn["dropped"][0].label.startswith("frequencyCapped ***")

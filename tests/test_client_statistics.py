@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+import logging
+import re
 from typing import Any
 
 import pytest
@@ -31,6 +34,7 @@ from tests.insider_collection import CAMPAIGN, OVERALL, TOP, path, sample, sampl
 from tests.samples import MINIMAL_FIELDS
 from tests.stub_transport import ScriptedTransport
 
+KEY = "statistics-test-key-0123"
 START, END = dt.date(2023, 6, 1), dt.date(2023, 6, 8)
 FAST = RetryPolicy(base=0.01, cap=0.02)
 THROTTLED = {"message": "Request limit exceeded"}
@@ -40,7 +44,7 @@ def client(stub: Any, **kwargs: Any) -> WebPushClient:
     kwargs.setdefault("retry", FAST)
     # A scaled statistics quota: at Insider's 30 a minute, reads are 2 s apart.
     kwargs.setdefault("quotas", {"statistics": (30, 0.3)})
-    return WebPushClient("k", partner_id="YOURPARTNERID", transport=stub, **kwargs)
+    return WebPushClient(KEY, partner_id="YOURPARTNERID", transport=stub, **kwargs)
 
 
 def page(number: int, per_page: int, total: int, count: int, first_id: int = 1) -> dict[str, Any]:
@@ -70,7 +74,7 @@ async def test_each_operation_sends_the_collection_s_request() -> None:
     for s in stub.sent:
         assert s.request.method == "POST"
         assert s.request.url == DEFAULT_BASE_URL + s.path
-        assert s.request.headers["Authorization"] == "Bearer k"
+        assert s.request.headers["Authorization"] == f"Bearer {KEY}"
 
 
 async def test_pages_are_fetched_lazily_and_none_past_the_last() -> None:
@@ -123,12 +127,38 @@ async def test_no_campaign_is_one_request_and_nothing_yielded() -> None:
     assert len(stub.sent) == 1
 
 
-async def test_a_short_page_before_the_computed_last_ends_the_iteration() -> None:
-    # Insider's total may shrink while pages are read: an empty page ends it, no loop.
-    stub = ScriptedTransport([(200, page(1, 10, 30, 10)), (200, page(2, 10, 30, 0))])
+@pytest.mark.parametrize(
+    ("second", "problem"),
+    [
+        (page(2, 10, 30, 0), "page 2 of 3 is empty"),  # the listing shrank: 20 would be lost
+        (page(1, 10, 30, 10), "asked for page 2, Insider answered page 1"),  # page ignored
+        (page(2, 10, 30, 11), "page 2 holds 11 campaigns, more than 10"),
+        (page(2, 20, 30, 10), "page 2 has 20 a page, page 1 had 10"),
+    ],
+)
+async def test_a_page_that_contradicts_the_first_raises_rather_than_lose_or_repeat(
+    second: dict[str, Any], problem: str
+) -> None:
+    stub = ScriptedTransport([(200, page(1, 10, 30, 10)), (200, second)])
+    seen: list[int] = []
+
+    async def listing(c: WebPushClient) -> None:
+        async for s in c.overall_metrics(start_date=START, end_date=END):
+            seen.append(s.campaign_id)
+
     async with client(stub) as c:
-        assert len([s async for s in c.overall_metrics(start_date=START, end_date=END)]) == 10
+        with pytest.raises(APIError, match=f"overall metrics: {problem}; the listing cannot"):
+            await listing(c)
+    assert len(seen) == 10  # the first page's campaigns were yielded; nothing after
     assert len(stub.sent) == 2
+
+
+async def test_a_total_that_grows_on_every_page_never_loops() -> None:
+    stub = ScriptedTransport([(200, page(n, 10, 30 + 10 * n, 10, 10 * n)) for n in range(1, 50)])
+    async with client(stub) as c:
+        listed = [s async for s in c.overall_metrics(start_date=START, end_date=END)]
+    assert len(listed) == 40  # the first answer's total (40): four pages, and no more
+    assert len(stub.sent) == 4
 
 
 async def test_a_403_is_throttling_it_pauses_the_key_and_the_read_is_retried() -> None:
@@ -232,8 +262,9 @@ async def test_figures_that_cannot_be_read_raise_without_the_key() -> None:
     async with WebPushClient("secret-key-123", partner_id="1", transport=stub) as c:
         with pytest.raises(APIError) as caught:
             await c.campaign_metrics(5, start_date=START, end_date=END)
-    assert "overview.total.targeted" in caught.value.message
+    assert "overview.total.targeted: '<redacted>' is not a count" in caught.value.message
     assert "secret-key-123" not in repr(caught.value.body)
+    assert "secret-key-123" not in str(caught.value)
     assert caught.value.ambiguous is False
 
 
@@ -243,6 +274,7 @@ async def test_figures_that_cannot_be_read_raise_without_the_key() -> None:
         (lambda c: c.campaign_metrics("5", start_date=START, end_date=END), "campaign_id"),
         (lambda c: c.campaign_metrics(0, start_date=START, end_date=END), "campaign_id"),
         (lambda c: c.campaign_metrics(None, start_date=START, end_date=END), "campaign_id"),
+        (lambda c: c.campaign_metrics(10**5000, start_date=START, end_date=END), "campaign_id"),
         (lambda c: c.top_metrics(start_date=END, end_date=START), "end_date"),
         (lambda c: c.top_metrics(start_date="2023-06-01", end_date=END), "start_date"),
         (lambda c: c.overall_metrics(start_date=START, end_date=END, per_page=0), "per_page"),
@@ -265,7 +297,7 @@ async def test_bad_input_is_refused_before_anything_is_sent(call: Any, field: st
 
 async def test_statistics_need_the_client_s_partner_id() -> None:
     stub = ScriptedTransport()
-    async with WebPushClient("k", transport=stub) as c:
+    async with WebPushClient(KEY, transport=stub) as c:
         with pytest.raises(ValidationError, match="partner_id: is required on the client"):
             await c.top_metrics(start_date=START, end_date=END)
         with pytest.raises(ValidationError, match="partner_id"):
@@ -282,11 +314,12 @@ async def test_the_three_operations_interleaved_share_one_quota() -> None:
                 await gate()
                 times.append(asyncio.get_running_loop().time())
 
+            asked = json.loads(request.body).get("page", "1")
             step = {
                 path(CAMPAIGN): (200, sample(CAMPAIGN, 200)),
                 path(TOP): (200, sample(TOP, 200)),
                 "/v2/single/campaign_id": (200, {"success": True, "campaign_id": 1}),
-            }.get(request.url.removeprefix(DEFAULT_BASE_URL), (200, page(1, 1, 4, 1)))
+            }.get(request.url.removeprefix(DEFAULT_BASE_URL), (200, page(int(asked), 1, 4, 1)))
             self.push(step)
             return await super().send(request, timed_gate, timeouts)
 
@@ -400,3 +433,29 @@ async def test_a_client_faster_than_the_fake_s_statistics_quota_is_throttled_not
     reads_seen = [r for r in fake.requests if r.operation is Operation.TOP_METRICS]
     accepted = sorted(r.arrived_at for r in reads_seen if r.status == 200)
     assert max_in_window(accepted, 0.3) <= 4
+
+
+async def test_a_campaign_id_s_message_says_it_is_required_not_optional() -> None:
+    stub = ScriptedTransport()
+    async with client(stub) as c:
+        with pytest.raises(ValidationError, match="campaign_id: must be a positive int, not str"):
+            await c.campaign_metrics("1001", start_date=START, end_date=END)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match="campaign_id: is required: the campaign to read"):
+            await c.campaign_metrics(None, start_date=START, end_date=END)  # type: ignore[arg-type]
+    assert stub.sent == []
+
+
+async def test_the_debug_log_times_the_request_not_its_wait_for_the_quota(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stub = ScriptedTransport(default=(200, sample(TOP, 200)))
+    caplog.set_level(logging.DEBUG, logger="insider_webpush")
+    async with client(stub, quotas={"statistics": (1, 0.4)}) as c:
+        started = asyncio.get_running_loop().time()
+        for _ in range(3):
+            await c.top_metrics(start_date=START, end_date=END)
+        waited = asyncio.get_running_loop().time() - started
+    assert waited >= 0.3  # the quota made the later reads wait
+    times = [float(m) for m in re.findall(r"-> 200 in ([\d.]+) ms", caplog.text)]
+    assert len(times) == 3
+    assert max(times) < 100  # milliseconds on the wire, not the ~400 ms waited for the quota

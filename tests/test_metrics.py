@@ -160,18 +160,93 @@ def test_counts_in_both_shapes(text: object, count: int) -> None:
     [
         ("34.08%", 0.3408),
         ("34.08", 0.3408),
+        (" 34.08 % ", 0.3408),
         ("100.00%", 1.0),
         ("0.00%", 0.0),
-        (0.25, 0.25),
         (0, 0.0),
     ],
 )
-def test_rates_text_is_a_percentage_and_a_number_a_fraction(text: object, rate: float) -> None:
+def test_a_rate_in_text_is_a_percentage_with_or_without_its_sign(text: object, rate: float) -> None:
     body = sample(CAMPAIGN, 200)
     body["overview"]["total"]["ctr"] = text
     value = campaign_metrics_from_body(200, body).overview.ctr
     assert value == rate
     assert type(value) is float
+
+
+@pytest.mark.parametrize(
+    ("text", "rate"), [(0.3407, 0.3407), (0, 0.0), ("34.08%", 0.3408), ("0", 0.0)]
+)
+def test_a_rate_as_a_number_is_a_fraction(text: object, rate: float) -> None:
+    body = sample(OVERALL, 200)
+    body["data"][0]["ctr"] = text
+    value = metrics_page_from_body(200, body).campaigns[0].ctr
+    assert value == rate
+    assert type(value) is float
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        # A number where Insider sends a percentage in text: 0.76 could be 76 % or 0.76 %.
+        ("campaign", 0.76),
+        ("campaign", 34.08),
+        ("top", 0.76),
+        # Text without its sign where Insider sends a fraction: "0.34" could be 34 % or 0.34 %.
+        ("overall", "0.3407"),
+    ],
+)
+def test_a_rate_whose_scale_is_unknown_is_an_error_never_a_guess(where: str, value: object) -> None:
+    if where == "campaign":
+        body = sample(CAMPAIGN, 200)
+        body["overview"]["total"]["ctr"] = value
+        read: Any = campaign_metrics_from_body
+    elif where == "top":
+        body = sample(TOP, 200)
+        body["performance"][0]["ctr"] = value
+        read = top_metrics_from_body
+    else:
+        body = sample(OVERALL, 200)
+        body["data"][0]["ctr"] = value
+        read = metrics_page_from_body
+    with pytest.raises(APIError, match=r"ctr: .* is not a (percentage in text|fraction)"):
+        read(200, body)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (10**400, "is not a count"),  # beyond a float: no OverflowError escapes
+        (2**53 + 1, "is not a count"),
+        ("9" * 5000, r"\(5002 characters\) is not a count"),  # beyond int()'s digits
+        (1e308, "is not a count"),
+    ],
+)
+def test_a_figure_too_large_to_be_one_is_an_error_not_a_crash(value: object, reason: str) -> None:
+    body = sample(CAMPAIGN, 200)
+    body["overview"]["total"]["targeted"] = value
+    with pytest.raises(APIError, match=reason):
+        campaign_metrics_from_body(200, body)
+    for rate in ("9" * 400 + "%", 10**400):
+        overall = sample(OVERALL, 200)
+        overall["data"][0]["deliveryRate"] = rate
+        with pytest.raises(APIError, match="deliveryRate"):
+            metrics_page_from_body(200, overall)
+    overall = sample(OVERALL, 200)
+    overall["data"][0]["id"] = "1" * 5000
+    with pytest.raises(APIError, match=r"data\[0\]\.id: .* is not an id"):
+        metrics_page_from_body(200, overall)
+
+
+def test_a_section_that_is_not_an_object_is_an_error_not_a_missing_one() -> None:
+    body = sample(CAMPAIGN, 200)
+    body["unsuccessfulMessages"] = ["dropped"]
+    with pytest.raises(APIError, match="unsuccessfulMessages: is not a JSON object"):
+        campaign_metrics_from_body(200, body)
+    body = sample(CAMPAIGN, 200)
+    body["overview"]["total"] = []
+    with pytest.raises(APIError, match=r"overview\.total: is not a JSON object \(list\)"):
+        campaign_metrics_from_body(200, body)
 
 
 @pytest.mark.parametrize(
@@ -201,7 +276,7 @@ def test_revenue_keeps_its_currency_and_exact_amount(text: object, revenue: Reve
         (("overview", "total", "targeted"), "4,11", "'4,11' is not a count"),
         (("overview", "total", "targeted"), -1, "-1 is not a count"),
         (("overview", "total", "targeted"), True, "True is not a count"),
-        (("overview", "total", "ctr"), "fast", "'fast' is not a rate or a percentage"),
+        (("overview", "total", "ctr"), "fast", "'fast' is not a percentage in text"),
         (("overview", "revenue"), "12 34", "'12 34' is not an amount of money"),
         (("overview", "revenue"), ["0"], "['0'] is not an amount of money"),
         (("startDate",), "yesterday", "'yesterday' is not a date and time"),
@@ -306,6 +381,10 @@ def test_a_422_s_field_errors_and_message() -> None:
     assert field_errors(sample(CAMPAIGN, 401)) == {}
     assert field_errors({"errors": {"page": "must be a number"}}) == {"page": ("must be a number",)}
     assert field_errors({"errors": ["not", "a", "map"]}) == {}
+    # Messages with no field to file them under still say what was wrong.
+    assert error_message({"errors": ["per_page is too big", "page is bad"]}) == (
+        "per_page is too big; page is bad"
+    )
 
 
 def test_dates_are_dates_in_order_checked_before_anything_is_sent() -> None:

@@ -406,6 +406,12 @@ MISSING = object()
         ),
         (
             CAMPAIGN_PATH,
+            {"campaign_id": "9" * 5000},  # past int()'s digits: a 422, not a 500
+            "campaign_id",
+            "The campaign id must be an integer.",
+        ),
+        (
+            CAMPAIGN_PATH,
             {"campaign_id": "999"},
             "campaign_id",
             "The selected campaign id is invalid.",

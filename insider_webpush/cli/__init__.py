@@ -17,7 +17,8 @@ Exit codes: 0 every push succeeded (or the statistics were shown); 1 a push fail
 ``validate`` found a bad line, or a statistics request failed; 2 bad usage, a bad push or
 file, an empty input (unless ``--allow-empty``), missing credentials, a request Insider could
 not process (a 422) or a key Insider refused (a 401: the batch stops there); 130 interrupted
-by Ctrl-C or SIGTERM.
+by Ctrl-C or SIGTERM; 141 the reader of the output went away (``| head``), as the shell
+reports a command its SIGPIPE ended.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
-from ._common import EXIT_OK, EXIT_USAGE, UsageError
+from ._common import EXIT_BROKEN_PIPE, EXIT_OK, EXIT_USAGE, UsageError
 from .credentials import secrets_in
 from .fatal import explain
 from .output import Output, SdkWarnings
@@ -81,6 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return validate.run(args, out)
         return asyncio.run(_run(args, out))
+    except BrokenPipeError:
+        # The reader of stdout went away (`| head`): stop quietly, as a command the shell's
+        # SIGPIPE ends would, and keep Python from complaining when it flushes at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except UsageError as exc:
         if exc.usage:
             out.echo(exc.usage.rstrip(), err=True)

@@ -8,6 +8,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # a push failed, or validate found a bad line
 EXIT_USAGE = 2  # bad usage or input, missing or refused credentials: see the message
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM
+EXIT_BROKEN_PIPE = 141  # stdout's reader went away (`| head`): 128 + SIGPIPE, as the shell says
 
 QUOTA = ENDPOINTS[Operation.LAUNCH_V2]
 LISTED_FAILURES = 20  # the summary lists this many failed pushes, the first by line

@@ -156,37 +156,42 @@ class _LaunchedIds:
             out.echo(str(campaign_id))
 
 
-def _check_not_input(args: argparse.Namespace, option: str, path: str | None) -> None:
-    if path is None or args.file == "-":
-        return
-    if os.path.exists(path) and os.path.exists(args.file) and os.path.samefile(path, args.file):
-        raise UsageError(f"{option} {path} is the input file; name another file")
+def _same_file(a: str, b: str) -> bool:
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)  # links and other spellings too
+    return os.path.realpath(a) == os.path.realpath(b)  # one not made yet
+
+
+def _check_outputs(args: argparse.Namespace, creds: Credentials) -> None:
+    """The files a batch writes (``--failed-out``, ``--campaign-ids-out``) are none of the files
+    it reads or keeps, nor each other: found before anything is sent. Writing over the journal
+    or the dedupe store would empty it, and a rerun would launch its pushes again."""
+    store = creds.dedupe_store if creds.dedupe_store and "://" not in creds.dedupe_store else None
+    kept = [
+        ("the input file", None if args.file == "-" else args.file),
+        ("the --journal", args.journal),
+        ("the --dedupe-store", store),
+    ]
+    outputs = [("--failed-out", args.failed_out), ("--campaign-ids-out", args.campaign_ids_out)]
+    for option, path in outputs:
+        if path is None:
+            continue
+        others = kept + [(f"the {name}", other) for name, other in outputs if name != option]
+        for what, other in others:
+            if other is not None and _same_file(path, other):
+                raise UsageError(f"{option} {path} is {what}; name another file")
 
 
 def _check_failed_out(args: argparse.Namespace) -> None:
-    """``--failed-out`` must be writable and not the input: found before anything is sent."""
+    """``--failed-out`` must be writable: found before anything is sent."""
     path = args.failed_out
     if path is None:
         return
-    _check_not_input(args, "--failed-out", path)
     try:
         with open(path, "a", encoding="utf-8"):  # created if missing; written at the end
             pass
     except OSError as exc:
         raise UsageError(f"--failed-out {path}: {exc.strerror or exc}") from None
-
-
-def _check_ids_out(args: argparse.Namespace) -> None:
-    """``--campaign-ids-out`` is neither the input nor ``--failed-out``."""
-    path = args.campaign_ids_out
-    if (
-        path is not None
-        and args.failed_out is not None  # created by _check_failed_out
-        and os.path.exists(path)
-        and os.path.samefile(path, args.failed_out)
-    ):
-        raise UsageError("--campaign-ids-out and --failed-out name the same file")
-    _check_not_input(args, "--campaign-ids-out", path)
 
 
 def _read_once(path: str) -> bool:
@@ -195,8 +200,8 @@ def _read_once(path: str) -> bool:
 
 async def run(args: argparse.Namespace, out: Output) -> int:
     creds = credentials(args)
+    _check_outputs(args, creds)
     _check_failed_out(args)
-    _check_ids_out(args)
     # A pipe, a FIFO or a device can be read once only: like stdin, it is not checked in
     # full first, and its failed pushes are kept rather than read again.
     once = _read_once(args.file)

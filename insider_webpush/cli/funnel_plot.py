@@ -44,9 +44,12 @@ def check_plot_path(path: str) -> None:
     """Found before anything is sent: the PNG can be written where asked.
 
     Raises:
-        UsageError: Its folder does not exist or cannot be written, or it is a folder.
+        UsageError: Its name does not end in `.png`, its folder does not exist or cannot be
+            written, or it is a folder.
     """
     folder = os.path.dirname(os.path.abspath(path))
+    if not path.lower().endswith(".png"):  # the chart is a PNG, whatever the name says
+        raise UsageError(f"--plot {path}: the chart is a PNG; name a .png file")
     if os.path.isdir(path):
         raise UsageError(f"--plot {path} is a folder; name a .png file")
     if not os.path.isdir(folder):

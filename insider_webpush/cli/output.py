@@ -55,16 +55,24 @@ class Output:
             from rich.table import Table
             from rich.text import Text
 
-            table = Table(title=title, box=box.SIMPLE, show_header=False, title_justify="left")
+            table = Table(
+                title=Text(self.redact(title)),  # Text: a name's "[b]" is no markup
+                box=box.SIMPLE,
+                show_header=False,
+                title_justify="left",
+            )
             table.add_column(style="bold")
             table.add_column(justify="right")
             for name, value in rows:
-                table.add_row(Text(name), Text(self.redact(value)))
+                table.add_row(Text(self.redact(name)), Text(self.redact(value)))
             Console(file=sys.stdout, highlight=False).print(table)
             return
-        width = max((len(name) for name, _ in rows), default=0)
-        self.echo(title)
-        for name, value in rows:
+        # Escaped before the line is made: a newline from a server's text must not start a
+        # line of its own (a forged row).
+        shown = [(self.redact(name), self.redact(value)) for name, value in rows]
+        width = max((len(name) for name, _ in shown), default=0)
+        self.echo(self.redact(title))
+        for name, value in shown:
             self.echo(f"  {name:<{width}}  {value}")
 
     def grid(
@@ -83,7 +91,7 @@ class Output:
             from rich.table import Table
             from rich.text import Text
 
-            table = Table(title=title, box=box.SIMPLE, title_justify="left")
+            table = Table(title=Text(self.redact(title)), box=box.SIMPLE, title_justify="left")
             for name, is_right in zip(header, aligned, strict=True):
                 table.add_column(name, justify="right" if is_right else "left")
             for row in rows:
@@ -93,7 +101,7 @@ class Output:
         # Widths of the text as it will be printed (escaped), so the columns line up.
         shown = [[self.redact(cell) for cell in row] for row in [header, *rows]]
         widths = [max(len(row[i]) for row in shown) for i in range(len(header))]
-        self.echo(title)
+        self.echo(self.redact(title))
         for row in shown:
             cells = (
                 cell.rjust(width) if is_right else cell.ljust(width)

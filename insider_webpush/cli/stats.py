@@ -19,10 +19,12 @@ import datetime as dt
 import json
 from typing import Any
 
+import attrs
+
 from ..client import WebPushClient
 from ..endpoints import STATISTICS
 from ..errors import AuthenticationError
-from ..metrics import CampaignMetrics, TopMetrics
+from ..metrics import CampaignMetrics, Reason, TopMetrics
 from ._common import EXIT_OK, UsageError
 from .credentials import PARTNER_VARIABLE, credentials
 from .fatal import refused
@@ -59,7 +61,21 @@ def dates(args: argparse.Namespace) -> tuple[dt.date, dt.date]:
 
 
 def _dump(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False)
+    """One line of JSON: readable non-ASCII text, but every unprintable character (a DEL, a C1
+    control, a bidirectional override from a campaign's name) as a JSON `\\u` escape, so the
+    line stays valid JSON and nothing reaches the terminal raw."""
+    text = json.dumps(data, ensure_ascii=False)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _json_escape(c) for c in text)
+
+
+def _json_escape(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # beyond the BMP: JSON's surrogate pair
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 async def run(args: argparse.Namespace, out: Output) -> int:
@@ -93,25 +109,25 @@ async def _campaign(
     client: WebPushClient, args: argparse.Namespace, out: Output, since: dt.date, until: dt.date
 ) -> None:
     metrics = await client.campaign_metrics(args.campaign_id, start_date=since, end_date=until)
+    if args.plot is not None:  # first: a reader of stdout that goes away (| head) loses no chart
+        title = f"campaign {args.campaign_id} · {metrics.name}"
+        _plot(out, args.plot, title, interval(since, until), metrics)
     if args.json:
         out.echo(_dump(campaign_json(args.campaign_id, metrics)))
     else:
         show_campaign(out, args.campaign_id, metrics, since, until)
-    if args.plot is not None:
-        title = f"campaign {args.campaign_id} · {metrics.name}"
-        _plot(out, args.plot, title, interval(since, until), metrics)
 
 
 async def _top(
     client: WebPushClient, args: argparse.Namespace, out: Output, since: dt.date, until: dt.date
 ) -> None:
     metrics = await client.top_metrics(start_date=since, end_date=until)
+    if args.plot is not None:
+        _plot(out, args.plot, "every campaign of the account", interval(since, until), metrics)
     if args.json:
         out.echo(_dump(to_json(metrics)))
     else:
         show_top(out, metrics, since, until)
-    if args.plot is not None:
-        _plot(out, args.plot, "every campaign of the account", interval(since, until), metrics)
 
 
 def _plot(
@@ -121,13 +137,17 @@ def _plot(
     from .funnel_plot import write_funnel
 
     o = metrics.overview
+
+    def shown(reasons: tuple[Reason, ...]) -> list[Reason]:  # masked like all output
+        return [attrs.evolve(r, label=out.redact(r.label)) for r in reasons]
+
     write_funnel(
         path,
-        title=title,
+        title=out.redact(title),  # a name from the server: masked and escaped, as printed
         subtitle=subtitle,
         funnel=o.funnel(),
-        dropped=metrics.dropped,
-        undelivered=metrics.undelivered,
+        dropped=shown(metrics.dropped),
+        undelivered=shown(metrics.undelivered),
         dropped_total=o.dropped,
         undelivered_total=o.undelivered,
     )

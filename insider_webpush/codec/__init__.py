@@ -445,7 +445,12 @@ def error_message(body: object) -> str:
         if isinstance(value, str):
             return value
         errors = field_errors(body)
-        return "; ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items())
+        if errors:
+            return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items())
+        listed = body.get("errors")  # a list of messages, with no field to file them under
+        if isinstance(listed, list):
+            return "; ".join(str(m) for m in listed)[:500]
+        return ""
     if isinstance(body, str):
         return body.strip()[:500]
     return ""

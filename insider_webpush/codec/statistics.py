@@ -33,6 +33,7 @@ import attrs
 
 from ..errors import APIError
 from ..metrics import (
+    FIGURE_MAX,
     CampaignMetrics,
     CampaignSummary,
     ClickMetrics,
@@ -44,6 +45,7 @@ from ..metrics import (
     TopMetrics,
     TypePerformance,
 )
+from ..models import CAMPAIGN_ID_MAX
 
 __all__ = [
     "campaign_metrics_from_body",
@@ -170,39 +172,69 @@ _DECIMAL_TEXT = re.compile(rf"{_GROUPED}(?:\.\d+)?")
 _SIGNED_DECIMAL_TEXT = re.compile(rf"-?{_GROUPED}(?:\.\d+)?")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _NA: Final = "N/A"
+_TEXT_MAX: Final = 40  # the longest figure read from text: a count of 2**53 has 21 characters
 
 
 def _number(value: object) -> float | None:
-    """`value` as a finite number, or None (a `bool` is not one)."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return value
-    return None
+    """`value` as a finite JSON number within a figure's range, or None (a `bool` is not
+    one; nor is an integer too large for a float)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, int):
+        return value if abs(value) <= FIGURE_MAX else None
+    return value if math.isfinite(value) and abs(value) <= FIGURE_MAX else None
 
 
 def _read_count(value: object, where: str) -> int:
     number = _number(value)
     if number is not None and number >= 0 and number == int(number):
         return int(number)
-    if isinstance(value, str) and _COUNT_TEXT.fullmatch(value.strip()):
-        return int(value.strip().replace(",", ""))
-    raise _Unreadable(where, f"{value!r} is not a count")
+    if isinstance(value, str) and len(value) <= _TEXT_MAX and _COUNT_TEXT.fullmatch(value.strip()):
+        count = int(value.strip().replace(",", ""))
+        if count <= FIGURE_MAX:
+            return count
+    raise _Unreadable(where, f"{_shown(value)} is not a count")
 
 
-def _read_rate(value: object, where: str) -> float:
-    # A number is a fraction (the overall metrics'); text is a percentage, with or without
-    # its sign ("34.08%", "91.33").
+def _percentage(text: str) -> float | None:
+    """`"34.08%"`, `"34.08 %"` or `"34.08"` as the fraction 0.3408; None if not one."""
+    text = text.strip().removesuffix("%").rstrip()
+    if len(text) > _TEXT_MAX or not _DECIMAL_TEXT.fullmatch(text):
+        return None
+    return float(Decimal(text.replace(",", "")) / 100)
+
+
+def _read_percent(value: object, where: str) -> float:
+    # The campaign and top metrics send a rate as a percentage in text, with or without its
+    # sign ("34.08%", "91.33"). A number there has no known scale (is 0.76 a fraction or
+    # 0.76 %?): only 0, the same on both, is read; any other is an error, never a guess.
+    if isinstance(value, str) and (rate := _percentage(value)) is not None:
+        return rate
+    if _number(value) == 0:
+        return 0.0
+    raise _Unreadable(where, f"{_shown(value)} is not a percentage in text, e.g. '34.08%'")
+
+
+def _read_fraction(value: object, where: str) -> float:
+    # The overall metrics send a rate as a fraction, a JSON number (0.3407...). Text there
+    # is read only when it says its scale: a percentage with its sign ("34.08%"), or 0.
     number = _number(value)
     if number is not None and number >= 0:
         return float(number)
-    if isinstance(value, str):
-        text = value.strip().removesuffix("%").rstrip()
-        if _DECIMAL_TEXT.fullmatch(text):
-            return float(Decimal(text.replace(",", "")) / 100)
-    raise _Unreadable(where, f"{value!r} is not a rate or a percentage")
+    rate = _percentage(value) if isinstance(value, str) else None
+    if rate is not None and (rate == 0 or str(value).strip().endswith("%")):
+        return rate
+    raise _Unreadable(where, f"{_shown(value)} is not a fraction, e.g. 0.3408")
+
+
+def _shown(value: object) -> str:
+    """`value` for a message: its repr, cut short (a server may send anything)."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
 def _decimal(text: str) -> Decimal | None:
-    if not _SIGNED_DECIMAL_TEXT.fullmatch(text):
+    if len(text) > _TEXT_MAX or not _SIGNED_DECIMAL_TEXT.fullmatch(text):
         return None
     try:
         return Decimal(text.replace(",", ""))
@@ -226,27 +258,27 @@ def _read_revenue(value: object, where: str) -> Revenue:
                 break
         else:
             return Revenue(amount, currency)
-    raise _Unreadable(where, f"{value!r} is not an amount of money")
+    raise _Unreadable(where, f"{_shown(value)} is not an amount of money")
 
 
 def _read_text(value: object, where: str) -> str:
     if isinstance(value, str):
         return value
-    raise _Unreadable(where, f"{value!r} is not text")
+    raise _Unreadable(where, f"{_shown(value)} is not text")
 
 
 def _read_flag(value: object, where: str) -> bool:
     if isinstance(value, bool):
         return value
-    raise _Unreadable(where, f"{value!r} is not true or false")
+    raise _Unreadable(where, f"{_shown(value)} is not true or false")
 
 
 def _read_id(value: object, where: str) -> int:
-    if isinstance(value, str) and value.isascii() and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
         value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= CAMPAIGN_ID_MAX:
         return value
-    raise _Unreadable(where, f"{value!r} is not an id")
+    raise _Unreadable(where, f"{_shown(value)} is not an id")
 
 
 def _read_time(value: object, where: str) -> dt.datetime:
@@ -255,7 +287,7 @@ def _read_time(value: object, where: str) -> dt.datetime:
             return dt.datetime.fromisoformat(value)
         except ValueError:
             pass
-    raise _Unreadable(where, f"{value!r} is not a date and time")
+    raise _Unreadable(where, f"{_shown(value)} is not a date and time")
 
 
 def _read_link(value: object, where: str) -> str | None:
@@ -266,13 +298,13 @@ def _read_link(value: object, where: str) -> str | None:
 def _read_tags(value: object, where: str) -> tuple[str, ...]:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(value)
-    raise _Unreadable(where, f"{value!r} is not a list of tags")
+    raise _Unreadable(where, f"{_shown(value)} is not a list of tags")
 
 
 def _read_labels(value: object, where: str) -> dict[str, str]:
     if isinstance(value, Mapping) and all(isinstance(v, str) for v in value.values()):
         return {str(k): v for k, v in value.items()}
-    raise _Unreadable(where, f"{value!r} is not an object of labels")
+    raise _Unreadable(where, f"{_shown(value)} is not an object of labels")
 
 
 def _write_money_text(revenue: Revenue) -> str:  # "2,480 TRY", "0 USD", "USD"
@@ -292,9 +324,9 @@ def _write_instant(value: dt.datetime) -> str:  # "2023-05-31T21:00:00.000000Z"
 
 COUNT_TEXT = _Kind(_read_count, lambda n: f"{n:,}")
 COUNT = _Kind(_read_count, int)
-PERCENT = _Kind(_read_rate, lambda r: f"{r * 100:.2f}%")
-BARE_PERCENT = _Kind(_read_rate, lambda r: f"{r * 100:.2f}")
-FRACTION = _Kind(_read_rate, float)
+PERCENT = _Kind(_read_percent, lambda r: f"{r * 100:.2f}%")
+BARE_PERCENT = _Kind(_read_percent, lambda r: f"{r * 100:.2f}")
+FRACTION = _Kind(_read_fraction, float)
 MONEY_TEXT = _Kind(_read_revenue, _write_money_text)
 BARE_MONEY = _Kind(_read_revenue, lambda r: str(r.amount if r.amount is not None else 0))
 MONEY_NUMBER = _Kind(_read_revenue, _write_money_number)
@@ -335,10 +367,15 @@ def _f(name: str, path: str, kind: _Kind, *, required: bool = True) -> _Field:
 _MISSING: Final = object()
 
 
-def _get(obj: Mapping[str, Any], path: tuple[str, ...]) -> object:
+def _get(obj: Mapping[str, Any], path: tuple[str, ...], where: str) -> object:
+    """The value at `path`, or `_MISSING`; a key on the way that holds something other than
+    an object is an error there (a list where Insider sends an object), not a missing key."""
     value: object = obj
-    for key in path:
-        if not isinstance(value, Mapping) or key not in value:
+    for depth, key in enumerate(path):
+        if not isinstance(value, Mapping):
+            at = ".".join((where, *path[:depth]) if where else path[:depth])
+            raise _Unreadable(at, f"is not a JSON object ({type(value).__name__})")
+        if key not in value:
             return _MISSING
         value = value[key]
     return value
@@ -367,7 +404,7 @@ def _read(shape: _Shape, value: object, where: str) -> Any:
         raise _Unreadable(where or "body", f"is not a JSON object ({type(value).__name__})")
     kwargs: dict[str, Any] = {}
     for field in shape.fields:
-        item = _get(value, field.path)
+        item = _get(value, field.path, where)
         at = ".".join((where, *field.path)) if where else ".".join(field.path)
         if item is _MISSING or item is None:
             if field.required:

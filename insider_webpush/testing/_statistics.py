@@ -493,7 +493,12 @@ class Statistics:
             number: int | None = None
             if isinstance(value, int) and not isinstance(value, bool):
                 number = value
-            elif isinstance(value, str) and value.isascii() and _WHOLE.fullmatch(value):
+            elif (
+                isinstance(value, str)
+                and len(value) <= 20  # int() refuses over 4,300 digits; no id has 21
+                and value.isascii()
+                and _WHOLE.fullmatch(value)
+            ):
                 number = int(value)
             if number is None:
                 errors[key] = f"The {_words(key)} must be an integer."
