@@ -937,8 +937,10 @@ class WebPushClient:
         Arguments are checked now; the pages are fetched lazily, each when the previous one
         is used up, each through the statistics quota (30 a minute shared with the other two
         endpoints), and none past the last: `ceil(total / per_page)` requests in all, from
-        the `total` and `per_page` Insider answers (so a `per_page` it lowers still reaches
-        every page). Leaving the loop early fetches nothing more.
+        the `total` and `per_page` of Insider's first answer (so a `per_page` it lowers still
+        reaches every page). Leaving the loop early fetches nothing more. A later page that
+        contradicts the first (another page number or `per_page`, more campaigns than a page,
+        or empty before the last) raises `APIError` rather than repeat or drop campaigns.
 
         Args:
             start_date: The first day, a `datetime.date`.
