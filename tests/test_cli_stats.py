@@ -29,22 +29,18 @@ from insider_webpush.metrics import CampaignMetrics, MetricsPage, TopMetrics
 from insider_webpush.testing import RecordedRequest
 
 from .insider_collection import CAMPAIGN, OVERALL, TOP, sample
-from .test_cli import KEY, PARTNER, PUSH, ThreadedFake, run, write_jsonl
+from .test_cli import (  # _no_inherited_env: test_cli's autouse fixture, active here too
+    KEY,
+    PARTNER,
+    PUSH,
+    ThreadedFake,
+    _no_inherited_env,  # noqa: F401
+    run,
+    write_jsonl,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SINCE, UNTIL = dt.date(2023, 6, 1), dt.date(2023, 6, 8)
-
-
-@pytest.fixture(autouse=True)
-def _no_inherited_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "INSIDER_API_KEY",
-        "INSIDER_PARTNER_ID",
-        "INSIDER_BASE_URL",
-        "INSIDER_REDIS_URL",
-        "INSIDER_DEDUPE_STORE",
-    ):
-        monkeypatch.delenv(name, raising=False)
 
 
 def campaign_sample() -> CampaignMetrics:
