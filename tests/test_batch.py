@@ -489,6 +489,7 @@ async def test_sigkill_mid_batch_then_rerun_launches_nothing_twice(tmp_path: Pat
 # -- memory ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # ~10 s of the batch's own bookkeeping: Python 3.11 only in CI (.ci/run)
 def test_streaming_200k_pushes_keeps_memory_flat() -> None:
     # A fresh process, so that the baseline is clean; see batch_child.memory.
     done = subprocess.run(

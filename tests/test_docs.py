@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import insider_webpush
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +80,7 @@ def test_the_readme_links_to_every_guide() -> None:
         assert (ROOT / link).is_file(), f"README.md links to {link}, which does not exist"
 
 
+@pytest.mark.slow  # CI builds the site in a stage of its own too; Python 3.11 only (.ci/run)
 def test_the_site_builds_with_no_warning(tmp_path: Path) -> None:
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     done = subprocess.run(
