@@ -28,7 +28,8 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from ._common import EXIT_BROKEN_PIPE, EXIT_OK, EXIT_USAGE, UsageError
 from .credentials import secrets_in
@@ -61,6 +62,16 @@ async def _run(args: argparse.Namespace, out: Output) -> int:
     return await fake_server.run(args, out)
 
 
+def _run_on_a_loop(coro: Coroutine[Any, Any, int]) -> int:
+    """Run the command on uvloop when it is installed (the `speed` extra), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -82,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from . import validate
 
             return validate.run(args, out)
-        return asyncio.run(_run(args, out))
+        return _run_on_a_loop(_run(args, out))
     except BrokenPipeError:
         # The reader of stdout went away (`| head`): stop quietly, as a command the shell's
         # SIGPIPE ends would, and keep Python from complaining when it flushes at exit.

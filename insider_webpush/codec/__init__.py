@@ -17,7 +17,7 @@ A launch body, as Insider's samples send it:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -201,6 +201,12 @@ _UNENGAGED = f',"{INCLUDE_UNENGAGED_WIRE_KEY}":'
 def decode_json(raw: bytes) -> object:
     """Decode a response body.
 
+    With the `speed` extra (orjson) installed, orjson reads it, and what orjson refuses that
+    the standard library reads (`NaN`, `Infinity`) is read by the standard library. One
+    difference remains: orjson reads a whole number beyond 64 bits as a float, the standard
+    library as an `int`; no answer the SDK reads holds one (an id or a figure that large is
+    refused either way).
+
     Args:
         raw: The body's bytes.
 
@@ -210,11 +216,28 @@ def decode_json(raw: bytes) -> object:
     """
     if not raw:
         return None
+    if _orjson_loads is not None:
+        try:
+            return _orjson_loads(raw)
+        except ValueError:  # orjson.JSONDecodeError: the standard library decides
+            pass
     try:
         # Decoding first skips json's encoding sniffing (~0.5 us a request); JSON is UTF-8.
         return json.loads(raw.decode())
     except ValueError:  # not UTF-8, or not JSON
         return raw.decode("utf-8", "replace")
+
+
+def _fast_loads() -> Callable[[bytes], Any] | None:
+    """orjson's `loads` with the `speed` extra installed: ~10x faster on every answer."""
+    try:
+        import orjson
+    except ImportError:
+        return None
+    return orjson.loads
+
+
+_orjson_loads = _fast_loads()
 
 
 def push_to_dict(push: WebPush, *, partner_id: str | None = None) -> dict[str, Any]:
