@@ -33,8 +33,9 @@ Ends with ``RESULT {json}``: ``sdk_cpu_us``, ``bare_cpu_us``, ``cpu_ratio`` (SDK
 the extra / bare ``json=``), ``sdk_rps``, ``bare_rps`` (and ``sdk_own_us``) for the stdlib
 asyncio configuration; ``cpu_ratio_speed`` (the SDK with the extra, on uvloop with orjson /
 bare ``json=`` on asyncio); and ``variants`` for the other configurations, like for like.
-``--instructions`` adds ``sdk_instructions``, ``bare_instructions`` and ``instruction_ratio``: client instructions per request counted by
-valgrind's callgrind, which, unlike CPU time, does not move with the machine's load.
+``--instructions`` adds ``sdk_instructions``, ``bare_instructions`` and ``instruction_ratio``:
+client instructions per request counted by valgrind's callgrind, which, unlike CPU time, does
+not move with the machine's load.
 """
 
 from __future__ import annotations
