@@ -1,8 +1,15 @@
-"""How close to the quota the SDK runs, and whether it ever goes over.
+"""How close to the quota the SDK runs, and whether it ever goes over, on a quiet machine or
+one whose CPU is taken by other processes.
 
 Each run streams pushes through ``WebPushClient.stream`` to a FakeInsider over loopback that
 enforces the same quota, with more demand than the quota allows, for ``windows + 1`` quota
-periods. Periods are scaled down so that several windows fit in a minute. The default runs:
+periods. The FakeInsider runs in a child process of its own (``--inline-server``: in the
+client's process and event loop, as before issue 13), so that the client and the server do
+not share one core and one event loop: at 1000 requests/s the two together take about half
+a core, which one process gets on a quiet 2-core machine but not on a busy one. The server
+counts the arrivals on its own clock and hands them back when the run ends.
+
+The default runs scale the period down so that several windows fit in a minute:
 
 - ``6000/6`` (the headline): the default quota's 6000 per window with the period scaled 10x
   down, so 10x the default rate (1000 requests/s). The count per window, and so the
@@ -12,7 +19,15 @@ periods. Periods are scaled down so that several windows fit in a minute. The de
 
 A scaled window leaves proportionally less time for event-loop jitter (the margin is 30 ms at
 6 s and 5 ms at 1 s, against 300 ms at 60 s; the burst covers 24, 4 and 20 ms of late
-wake-ups), so these runs are harder than the real quota, not easier.
+wake-ups), so these runs are harder than the real quota, not easier. ``--runs 60000/60
+--windows 2`` is ten times the default quota at the real period (1000 requests/s for three
+minutes, 180 000 pushes).
+
+``--cpu-hog N`` makes the same runs with N busy processes on the machine (each spins
+``while True: pass`` at the default priority), started before the first run and stopped
+after the last, also on Ctrl-C, SIGTERM or an error (a hog whose parent is gone stops by
+itself). With N at least the number of cores, the client, the server and the hogs share the
+CPU: the runs show whether the quota holds when the CPU is scarce.
 
 Figures, per run:
 
@@ -22,16 +37,21 @@ Figures, per run:
   ``rate_limit``;
 - ``utilization``: arrivals in the ``windows`` full periods after the first, measured from the
   first arrival, divided by ``windows * rate_limit``. The first period is left out because a
-  run starts with an empty window, whose share of the demand is not a steady state.
+  run starts with an empty window, whose share of the demand is not a steady state;
+- ``client_cpu`` and ``server_cpu``: the CPU each process used during the run, as a fraction
+  of one core (with ``--inline-server``, ``client_cpu`` is both and ``server_cpu`` null).
 
-    python benchmarks/rate.py [--runs 6000/6,1000/1,100/1] [--windows N] [--plot rate.png]
+    python benchmarks/rate.py [--runs 6000/6,1000/1,100/1] [--windows N] [--cpu-hog N]
+                              [--inline-server] [--plot rate.png]
     python benchmarks/rate.py --redis redis://127.0.0.1:6379/0 [--processes 4] [--runs 6000/6]
 
 ``--redis`` runs ``benchmarks/redis_rate.py`` instead (several processes sharing the quota
-through Redis; its utilization counts the first period too) on the first of ``--runs``.
+through Redis; its utilization counts the first period too) on the first of ``--runs``
+(``--cpu-hog`` applies to it too).
 
 Ends with ``RESULT {json}`` holding ``rate_limit``, ``rate_period``, ``sent``, ``rejected_429``,
-``max_in_window`` and ``utilization`` of the first run, and every run under ``runs``.
+``max_in_window`` and ``utilization`` of the first run, every run under ``runs``,
+``cpu_hogs`` (N, 0 without ``--cpu-hog``) and ``server`` (``"process"`` or ``"inline"``).
 """
 
 from __future__ import annotations
@@ -39,14 +59,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import contextlib
 import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from types import FrameType
 from typing import Any
 
 from _sample import PUSH
 
-from insider_webpush import FakeInsider, WebPush
+from insider_webpush import FakeInsider, WebPush, WebPushClient
+from insider_webpush.testing.simulator import DEFAULT_API_KEY, DEFAULT_PARTNER_ID
 
 DEFAULT_RUNS = "6000/6,1000/1,100/1"
 REDIS_RUN = "6000/6"  # five processes on two cores: a 5 ms margin (1 s periods) is too tight
@@ -58,34 +86,148 @@ def pushes(n: int) -> Iterator[WebPush]:
         yield PUSH
 
 
-async def measure(rate_limit: int, rate_period: float, windows: int) -> dict[str, Any]:
-    """One run: demand above the quota for ``windows + 1`` periods; what the server saw."""
-    n = rate_limit * (windows + 1)  # the limiter lets a little less through: demand stays high
+# -- busy processes ----------------------------------------------------------------------------
+
+
+def spin(parent: int) -> None:
+    """A CPU hog: busy until stopped, or until its parent is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the parent stops us
+    while os.getppid() == parent:  # reparented: the parent died without stopping us
+        for _ in range(100_000):  # a few ms between checks
+            pass
+
+
+@contextlib.contextmanager
+def cpu_hogs(n: int) -> Iterator[None]:
+    """``n`` busy processes for the duration of the block, stopped however it ends."""
+    hogs = [
+        multiprocessing.Process(target=spin, args=(os.getpid(),), name=f"cpu-hog-{i}", daemon=True)
+        for i in range(n)
+    ]
+    try:
+        for hog in hogs:
+            hog.start()
+        yield
+    finally:
+        for hog in hogs:
+            if hog.pid is not None:
+                hog.terminate()
+        for hog in hogs:
+            if hog.pid is not None:
+                hog.join(timeout=5)
+
+
+def exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks: the hogs are stopped
+
+
+# -- the server in a child process ---------------------------------------------------------------
+
+
+def serve(rate_limit: int, rate_period: float) -> None:
+    """A FakeInsider with this quota: prints its port, serves until stdin closes, then prints
+    what it saw as one line of JSON."""
+
+    async def main() -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        async with FakeInsider(rate_limit=rate_limit, rate_period=rate_period) as fake:
+            print(fake.port, flush=True)
+            cpu = time.process_time()
+            await loop.run_in_executor(None, sys.stdin.read)  # until EOF
+            cpu = time.process_time() - cpu
+            arrivals = [r.arrived_at for r in fake.requests]
+            return {
+                "arrivals": arrivals,
+                "rejected_429": fake.count(status=429),
+                "max_in_window": fake.max_in_window(rate_period),
+                "cpu_seconds": cpu,
+            }
+
+    seen = asyncio.run(main())
+    with contextlib.suppress(BrokenPipeError):  # the parent is gone: nobody to tell
+        print(json.dumps(seen), flush=True)
+
+
+async def drive(client: WebPushClient, n: int) -> tuple[int, float, float]:
+    """Stream ``n`` pushes: (confirmed, wall seconds, CPU seconds of this process)."""
+    started, cpu = time.perf_counter(), time.process_time()
+    sent = 0
+    async for outcome in client.stream(pushes(n), concurrency=CONCURRENCY):
+        sent += outcome.ok
+    return sent, time.perf_counter() - started, time.process_time() - cpu
+
+
+async def run_inline(rate_limit: int, rate_period: float, n: int) -> dict[str, Any]:
     async with (
         FakeInsider(rate_limit=rate_limit, rate_period=rate_period) as fake,
         fake.client() as client,
     ):
-        started = time.perf_counter()
-        sent = 0
-        async for outcome in client.stream(pushes(n), concurrency=CONCURRENCY):
-            sent += outcome.ok
-        wall = time.perf_counter() - started
-        arrivals = [r.arrived_at for r in fake.requests]
-        rejected = fake.count(status=429)
-        busiest = fake.max_in_window(rate_period)
+        sent, wall, cpu = await drive(client, n)
+        return {
+            "sent": sent,
+            "wall": wall,
+            "client_cpu_seconds": cpu,
+            "arrivals": [r.arrived_at for r in fake.requests],
+            "rejected_429": fake.count(status=429),
+            "max_in_window": fake.max_in_window(rate_period),
+            "cpu_seconds": None,
+        }
+
+
+def run_child(rate_limit: int, rate_period: float, n: int) -> dict[str, Any]:
+    argv = [sys.executable, __file__, "--serve", f"{rate_limit}/{rate_period!r}"]
+    server = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdin is not None
+        assert server.stdout is not None
+        url = f"http://127.0.0.1:{int(server.stdout.readline())}"
+
+        async def client_side() -> tuple[int, float, float]:
+            async with WebPushClient(
+                DEFAULT_API_KEY,
+                partner_id=DEFAULT_PARTNER_ID,
+                base_url=url,
+                rate_limit=rate_limit,
+                rate_period=rate_period,
+            ) as client:
+                return await drive(client, n)
+
+        sent, wall, cpu = asyncio.run(client_side())
+        server.stdin.close()  # the server reports and exits
+        seen: dict[str, Any] = json.loads(server.stdout.read())
+        server.wait(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    return {"sent": sent, "wall": wall, "client_cpu_seconds": cpu, **seen}
+
+
+def measure(rate_limit: int, rate_period: float, windows: int, inline: bool) -> dict[str, Any]:
+    """One run: demand above the quota for ``windows + 1`` periods; what the server saw."""
+    n = rate_limit * (windows + 1)  # the limiter lets a little less through: demand stays high
+    if inline:
+        seen = asyncio.run(run_inline(rate_limit, rate_period, n))
+    else:
+        seen = run_child(rate_limit, rate_period, n)
+    arrivals: list[float] = seen["arrivals"]
+    wall = seen["wall"]
     first = arrivals[0]
     start, end = first + rate_period, first + (windows + 1) * rate_period
     measured = bisect.bisect_left(arrivals, end) - bisect.bisect_left(arrivals, start)
+    server_cpu = seen["cpu_seconds"]
     return {
         "rate_limit": rate_limit,
         "rate_period": rate_period,
         "windows": windows,
         "pushes": n,
-        "sent": sent,
-        "rejected_429": rejected,
-        "max_in_window": busiest,
+        "sent": seen["sent"],
+        "rejected_429": seen["rejected_429"],
+        "max_in_window": seen["max_in_window"],
         "utilization": round(measured / (windows * rate_limit), 4),
         "seconds": round(wall, 2),
+        "client_cpu": round(seen["client_cpu_seconds"] / wall, 3),
+        "server_cpu": None if server_cpu is None else round(server_cpu / wall, 3),
         "arrivals": [t - first for t in arrivals],
     }
 
@@ -125,17 +267,26 @@ def plot(runs: list[dict[str, Any]], path: str) -> None:
 def table(runs: list[dict[str, Any]]) -> None:
     header = (
         f"{'quota':>14} {'windows':>7} {'pushes':>7} {'sent':>7} {'429s':>5} "
-        f"{'max in window':>13} {'utilization':>11} {'seconds':>7}"
+        f"{'max in window':>13} {'utilization':>11} {'seconds':>7} {'client cpu':>10} "
+        f"{'server cpu':>10}"
     )
     print(header)
     print("-" * len(header))
     for r in runs:
         quota = f"{r['rate_limit']}/{r['rate_period']:g}s"
+        cpu = [
+            f"{c:.0%}" if c is not None else "-" for c in (r.get("client_cpu"), r.get("server_cpu"))
+        ]
         print(
             f"{quota:>14} {r.get('windows', '-'):>7} {r.get('pushes', '-'):>7} {r['sent']:>7} "
             f"{r['rejected_429']:>5} {r['max_in_window']:>13} {r['utilization']:>11.2%} "
-            f"{r.get('seconds', '-'):>7}"
+            f"{r.get('seconds', '-'):>7} {cpu[0]:>10} {cpu[1]:>10}"
         )
+
+
+def parse_run(spec: str) -> tuple[int, float]:
+    limit_text, _, period_text = spec.partition("/")
+    return int(limit_text), float(period_text)
 
 
 def main() -> None:
@@ -148,30 +299,59 @@ def main() -> None:
         type=int,
         help="measured windows per run (default 10; 5 for periods over 2 s)",
     )
+    parser.add_argument(
+        "--cpu-hog",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N busy processes on the machine during the runs (default 0)",
+    )
+    parser.add_argument(
+        "--inline-server",
+        action="store_true",
+        help="the FakeInsider in the client's process and event loop, not a child process",
+    )
     parser.add_argument("--plot", metavar="FILE.png", help="draw requests over time (matplotlib)")
     parser.add_argument("--redis", metavar="URL", help="run the Redis limiter's benchmark instead")
     parser.add_argument("--processes", type=int, default=4, help="with --redis (default 4)")
+    parser.add_argument("--serve", metavar="LIMIT/PERIOD", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:
+        serve(*parse_run(args.serve))
+        return
+    if args.cpu_hog < 0:
+        parser.error("--cpu-hog must be 0 or more")
 
     specs = []
     for spec in (args.runs or (REDIS_RUN if args.redis else DEFAULT_RUNS)).split(","):
-        limit_text, _, period_text = spec.partition("/")
-        period = float(period_text)
-        specs.append((int(limit_text), period, args.windows or (5 if period > 2 else 10)))
-    if args.redis:
-        from redis_rate import run_redis_rate
+        limit, period = parse_run(spec)
+        specs.append((limit, period, args.windows or (5 if period > 2 else 10)))
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
+    with cpu_hogs(args.cpu_hog):
+        if args.redis:
+            from redis_rate import run_redis_rate
 
-        runs = [run_redis_rate(args.redis, args.processes, *specs[0])]
-        print(f"rate: {args.processes} processes sharing one quota through Redis")
+            runs = [run_redis_rate(args.redis, args.processes, *specs[0])]
+        else:
+            runs = [measure(*spec, inline=args.inline_server) for spec in specs]
+    busy = f"; {args.cpu_hog} busy processes on {os.cpu_count()} cores" if args.cpu_hog else ""
+    if args.redis:
+        print(f"rate: {args.processes} processes sharing one quota through Redis{busy}")
     else:
-        runs = [asyncio.run(measure(*spec)) for spec in specs]
-        print("rate: FakeInsider on loopback enforcing the same quota; demand above the quota")
+        where = "in the client's process" if args.inline_server else "in a child process"
+        print(
+            f"rate: FakeInsider on loopback ({where}) enforcing the same quota; demand above "
+            f"the quota{busy}"
+        )
     table(runs)
     if args.plot and not args.redis:
         plot(runs, args.plot)
     keys = ("rate_limit", "rate_period", "sent", "rejected_429", "max_in_window", "utilization")
     result: dict[str, Any] = {k: runs[0][k] for k in keys}
     result["runs"] = [{k: v for k, v in r.items() if k != "arrivals"} for r in runs]
+    result["cpu_hogs"] = args.cpu_hog
+    if not args.redis:
+        result["server"] = "inline" if args.inline_server else "process"
     print("RESULT " + json.dumps(result))
 
 

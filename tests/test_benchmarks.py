@@ -44,6 +44,34 @@ def test_rate(tmp_path: Path) -> None:
     assert isinstance(result["rejected_429"], int)
     assert 0 < result["max_in_window"] <= 80
     assert 0 < result["utilization"] <= 1.0
+    assert result["cpu_hogs"] == 0
+    assert result["server"] == "process"
+
+
+def test_rate_cpu_hog() -> None:
+    result = result_of("rate.py", "--runs", "40/0.4", "--windows", "1", "--cpu-hog", "1")
+    assert result["cpu_hogs"] == 1
+    (run,) = result["runs"]
+    for key in ("rate_limit", "rate_period", "sent", "rejected_429", "max_in_window"):
+        assert run[key] == result[key], key
+    assert run["sent"] == 80
+    assert 0 < run["utilization"] <= 1.0
+    assert run["client_cpu"] > 0
+    assert run["server_cpu"] > 0
+
+
+def test_journal() -> None:
+    result = result_of("journal.py", "--pushes", "200", "--rounds", "1")
+    assert result["pushes"] == 200
+    assert result["wire"] == "stub"
+    assert set(result["wires"]) == {"stub", "loopback"}
+    for figures in (result, *result["wires"].values()):
+        for key in ("journaled_pps", "unjournaled_pps", "throughput_ratio"):
+            assert figures[key] > 0, key
+        assert figures["throughput_ratio"] == pytest.approx(
+            figures["journaled_pps"] / figures["unjournaled_pps"], 0.01
+        )
+        assert figures["journal_bytes_per_push"] > 100  # a sending and a done line a push
 
 
 def test_overhead() -> None:

@@ -1,0 +1,200 @@
+"""What the JSONL batch journal costs a batch: the same batch with and without it.
+
+Each run streams ``--pushes`` pushes (default 100 000; the sample push of every benchmark,
+yielded by a generator, so that making pushes is not counted: each is still encoded, hashed
+and sent on its own) through ``WebPushClient.stream`` with 64 workers and the limiter lifted.
+The journaled runs write a new JSONL journal (``journal=path``: a ``sending`` and a ``done``
+line a push) in ``--dir`` (default: the system's temporary folder), deleted after the run.
+Two wires (``--wire``, both by default, in this order):
+
+- **stub**: a transport that answers every request at once with a success, with no socket:
+  what is left is the SDK's own work, so the journal's share of it is as large as it can be;
+- **loopback**: the minimal launch endpoint of ``overhead.py`` in a child process, over
+  loopback HTTP: a batch as it runs against a server that answers at once.
+
+On each wire, runs alternate, unjournaled then journaled (``--rounds`` of each, after one
+warm-up run of each at a tenth of the size), each in its own event loop in this process; the
+table shows the median of each side.
+
+- **pushes/s**: pushes divided by the wall time of the run (the first pull to the last
+  outcome, the journal's opening and closing included);
+- **CPU µs/push**: ``time.process_time()`` of this process per push (the loopback server's
+  CPU is not counted); ``journal_cpu_us``: journaled minus unjournaled;
+- **``throughput_ratio``**: journaled ÷ unjournaled pushes/s (1.0: the journal is free).
+
+``--profile`` runs the journaled side once under cProfile on the first wire and prints, to
+stderr, the functions with the most time of their own and the SDK's by cumulative time.
+
+    python benchmarks/journal.py [--pushes 100000] [--rounds 5] [--wire stub,loopback]
+                                 [--dir /tmp] [--profile]
+
+Ends with ``RESULT {json}``: the first wire's ``throughput_ratio``, ``journaled_pps``,
+``unjournaled_pps``, ``journaled_cpu_us``, ``unjournaled_cpu_us``, ``journal_cpu_us`` and
+``journal_bytes_per_push``; ``wire`` (which one that is), ``wires`` (every wire's figures),
+``pushes`` and ``rounds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import os
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from _sample import PUSH
+from _stubs import NoLimit, StubTransport
+
+from insider_webpush import WebPush, WebPushClient
+
+CONCURRENCY = 64
+WIRES = ("stub", "loopback")
+SERVER = Path(__file__).resolve().parent / "overhead.py"  # its minimal launch endpoint
+
+
+def pushes(n: int) -> Iterator[WebPush]:
+    for _ in range(n):
+        yield PUSH
+
+
+async def batch(n: int, journal: str | None, url: str | None) -> tuple[float, float]:
+    """One batch of ``n`` pushes: (wall seconds, CPU seconds). ``url``: None for the stub."""
+    client = WebPushClient(
+        "bench-key",
+        partner_id="10000001",
+        limiter=NoLimit(),
+        **({"base_url": url} if url else {"transport": StubTransport()}),
+    )
+    async with client:
+        wall, cpu = time.perf_counter(), time.process_time()
+        done = 0
+        async for outcome in client.stream(pushes(n), concurrency=CONCURRENCY, journal=journal):
+            done += outcome.ok
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    assert done == n, (done, n)
+    return wall, cpu
+
+
+def run(n: int, journaled: bool, folder: str | None, url: str | None) -> tuple[float, float, int]:
+    """(wall, CPU, journal bytes) of one batch in a fresh event loop."""
+    if not journaled:
+        return (*asyncio.run(batch(n, None, url)), 0)
+    with tempfile.TemporaryDirectory(dir=folder, prefix="journal-bench-") as tmp:
+        path = os.path.join(tmp, "run.jsonl")
+        wall, cpu = asyncio.run(batch(n, path, url))
+        return wall, cpu, os.path.getsize(path)
+
+
+def compare(n: int, rounds: int, folder: str | None, url: str | None) -> dict[str, Any]:
+    """Alternated runs of both sides on one wire; the medians."""
+    for journaled in (False, True):  # warm-up: imports, caches, the file system
+        run(max(1, n // 10), journaled, folder, url)
+    samples: dict[bool, list[tuple[float, float, int]]] = {False: [], True: []}
+    for _ in range(rounds):
+        for journaled in (False, True):  # A B A B ...
+            samples[journaled].append(run(n, journaled, folder, url))
+    figures: dict[str, Any] = {}
+    for journaled, name in ((False, "unjournaled"), (True, "journaled")):
+        runs = samples[journaled]
+        figures[f"{name}_pps"] = round(statistics.median(n / w for w, _, _ in runs))
+        figures[f"{name}_cpu_us"] = round(statistics.median(c for _, c, _ in runs) / n * 1e6, 2)
+    figures["throughput_ratio"] = round(figures["journaled_pps"] / figures["unjournaled_pps"], 3)
+    figures["journal_cpu_us"] = round(
+        figures["journaled_cpu_us"] - figures["unjournaled_cpu_us"], 2
+    )
+    figures["journal_bytes_per_push"] = round(samples[True][0][2] / n, 1)
+    return figures
+
+
+def profile(n: int, folder: str | None, url: str | None) -> None:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    run(n, True, folder, url)
+    profiler.disable()
+    stats = pstats.Stats(profiler, stream=sys.stderr)
+    stats.sort_stats("tottime").print_stats(30)
+    stats.sort_stats("cumulative").print_stats("insider_webpush", 30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pushes", type=int, default=100_000, help="per run (default 100000)")
+    parser.add_argument("--rounds", type=int, default=5, help="runs of each side (default 5)")
+    parser.add_argument(
+        "--wire",
+        default=",".join(WIRES),
+        help="stub, loopback or both, the first one's figures at the top of RESULT "
+        "(default stub,loopback)",
+    )
+    parser.add_argument("--dir", help="where the journals are written (default: the temp folder)")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile one journaled run on the first wire"
+    )
+    args = parser.parse_args()
+    n = args.pushes
+    wires = args.wire.split(",")
+    if n < 1 or args.rounds < 1:
+        parser.error("--pushes and --rounds must be 1 or more")
+    if not wires or any(w not in WIRES for w in wires) or len(set(wires)) != len(wires):
+        parser.error(f"--wire: one or both of {', '.join(WIRES)}")
+
+    results: dict[str, dict[str, Any]] = {}
+    server = None
+    try:
+        url = None
+        for wire in wires:
+            if wire == "loopback":
+                server = subprocess.Popen(
+                    [sys.executable, str(SERVER), "--serve"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                assert server.stdout is not None
+                url = f"http://127.0.0.1:{int(server.stdout.readline())}"
+            else:
+                url = None
+            if args.profile and wire == wires[0]:
+                profile(n, args.dir, url)
+            results[wire] = compare(n, args.rounds, args.dir, url)
+    finally:
+        if server is not None:
+            assert server.stdin is not None
+            server.stdin.close()
+            server.wait(timeout=10)
+
+    print(
+        f"journal: {n} pushes per batch through stream(), {CONCURRENCY} workers, limiter "
+        f"lifted; {args.rounds} runs of each side alternated, medians"
+    )
+    header = f"{'wire':<9} {'batch':<12} {'pushes/s':>9} {'CPU µs/push':>12} {'journal B/push':>15}"
+    print(header)
+    print("-" * len(header))
+    for wire, r in results.items():
+        for name in ("unjournaled", "journaled"):
+            size = f"{r['journal_bytes_per_push']:.1f}" if name == "journaled" else "-"
+            print(
+                f"{wire:<9} {name:<12} {r[f'{name}_pps']:>9} {r[f'{name}_cpu_us']:>12.2f} "
+                f"{size:>15}"
+            )
+        print(
+            f"{wire:<9} throughput ratio (journaled / unjournaled) {r['throughput_ratio']:.3f}; "
+            f"the journal's CPU per push {r['journal_cpu_us']:.2f} µs"
+        )
+    first = results[wires[0]]
+    result: dict[str, Any] = {"wire": wires[0], **first}
+    result.update(pushes=n, rounds=args.rounds, wires=results)
+    print("RESULT " + json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

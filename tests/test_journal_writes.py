@@ -1,0 +1,98 @@
+"""When the JSONL journal's lines reach the operating system (what a SIGKILL leaves on disk).
+
+A `sending` line must be flushed before its push's first byte is written; a `done` line may
+wait for the end of the event-loop iteration, but is on disk before that push's outcome
+reaches the caller. The lines written without json.dumps are the bytes json.dumps writes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from insider_webpush import RetryPolicy, SlidingWindowLimiter, WebPush, WebPushClient
+from insider_webpush.models import Timeouts
+from insider_webpush.transport import Gate, Request, Response
+
+OK = b'{"success": true, "campaign_id": 1697300275}'
+BAD = b'{"message": "bad request"}'
+
+
+def on_disk(path: Path) -> list[dict[str, object]]:
+    """The journal's push lines as another process would read them now."""
+    return [json.loads(line) for line in path.read_bytes().splitlines()[1:]]
+
+
+class DiskCheckingTransport:
+    """After each gate (the first byte goes next), counts the `sending` lines on disk; every
+    third request is answered 400 (a certain failure: a `done` line through json.dumps)."""
+
+    def __init__(self, journal: Path) -> None:
+        self.journal = journal
+        self.gates = 0
+        self.sending_on_disk: list[int] = []
+
+    async def send(self, request: Request, gate: Gate, timeouts: Timeouts) -> Response:
+        await gate()
+        self.gates += 1
+        lines = on_disk(self.journal)
+        self.sending_on_disk.append(sum(line["event"] == "sending" for line in lines))
+        if self.gates % 3 == 0:
+            return Response(400, {}, BAD)
+        return Response(200, {}, OK)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def pushes(n: int) -> list[WebPush]:
+    return [
+        WebPush(
+            title=f"push {i}",
+            description="d",
+            image="https://example.com/i.png",
+            link="https://example.com",
+            ttl=60,
+        )
+        for i in range(n)
+    ]
+
+
+async def test_sending_before_the_first_byte_done_before_the_outcome(tmp_path: Path) -> None:
+    journal = tmp_path / "run.jsonl"
+    transport = DiskCheckingTransport(journal)
+    n = 60
+    async with WebPushClient(
+        "k",
+        partner_id="1",
+        limiter=SlidingWindowLimiter(10**9, 1.0),
+        retry=RetryPolicy(max_attempts=1),
+        transport=transport,
+    ) as client:
+        seen = 0
+        async for outcome in client.stream(pushes(n), concurrency=8, journal=journal):
+            seen += 1
+            done = {
+                line["index"]: line["ok"] for line in on_disk(journal) if line["event"] == "done"
+            }
+            assert done.get(outcome.index) is outcome.ok, outcome.index
+    assert seen == n
+    # Each gate found its own `sending` line, and every earlier one, on disk.
+    assert transport.sending_on_disk == list(range(1, n + 1))
+
+
+async def test_lines_are_json_dumps_bytes(tmp_path: Path) -> None:
+    journal = tmp_path / "run.jsonl"
+    async with WebPushClient(
+        "k",
+        partner_id="1",
+        limiter=SlidingWindowLimiter(10**9, 1.0),
+        retry=RetryPolicy(max_attempts=1),
+        transport=DiskCheckingTransport(journal),
+    ) as client:
+        result = await client.send_many(pushes(9), concurrency=4, journal=journal)
+    assert len(result.failed) == 3
+    lines = journal.read_bytes().splitlines()[1:]
+    assert len(lines) == 18
+    for raw in lines:
+        assert json.dumps(json.loads(raw), separators=(",", ":")).encode() == raw
