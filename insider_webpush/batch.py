@@ -22,12 +22,13 @@ The journal is a JSONL file. Its first line names the format; then, per push:
 ```
 
 A `sending` line is appended and flushed once the attempt's quota grant is taken and its
-connection is ready, immediately before its first byte is written; the `done` line when the
-push ends (a failure adds `error`, `message`, `retry_after` and, for a transport error,
-`stage`; `status` is the HTTP status of a failure, null for a success or a transport
-error). `hash` is the first 64 bits of SHA-256 over the method, path and body bytes that are
-sent. A push that failed before any attempt (a `ValidationError`) writes nothing: it is
-checked again on a rerun.
+connection is ready, immediately before its first byte is written; the `done` line is appended
+when the push ends and flushed with the next `sending` line or at the end of the event-loop
+iteration, before the push's outcome reaches the caller (a failure adds `error`, `message`,
+`retry_after` and, for a transport error, `stage`; `status` is the HTTP status of a failure,
+null for a success or a transport error). `hash` is the first 64 bits of SHA-256 over the
+method, path and body bytes that are sent. A push that failed before any attempt (a
+`ValidationError`) writes nothing: it is checked again on a rerun.
 
 Rerunning the same input with the same journal: a push with a `done` line is not sent and
 its outcome comes back from the journal (`from_journal=True`, typed error rebuilt) when it
@@ -43,9 +44,11 @@ the batch into launching twice.
 A journal serves one batch at a time (an exclusive `flock`; not on Windows). A last line
 torn by a crash is dropped; a damaged line elsewhere raises
 [`JournalError`][insider_webpush.batch.JournalError]. Resuming keeps ~21 bytes per journaled
-push in memory. The flush per line hands it to the operating system, which keeps it when the
-process is killed (SIGKILL, the OOM killer, a crash); surviving power loss or a kernel crash
-would need an fsync per line (milliseconds each, on the event loop), which is not offered.
+push in memory. A flush hands the lines to the operating system, which keeps them when the
+process is killed (SIGKILL, the OOM killer, a crash); a process killed between a `done` line
+and its flush (the same loop iteration) loses that line, and a rerun reports the push
+ambiguous rather than sending it again. Surviving power loss or a kernel crash would need an
+fsync per line (milliseconds each, on the event loop), which is not offered.
 """
 
 from __future__ import annotations
@@ -350,8 +353,11 @@ class BatchResult(Sequence[Outcome]):
 # -- the run --------------------------------------------------------------------------------
 
 
-@attrs.frozen
+@attrs.define(slots=True)
 class _Job:
+    """One pulled item on its way: filled in place as it is looked up (one per push, owned
+    by the run; `attrs.evolve` of a frozen class cost ~8 us a push, benchmarks/journal.py)."""
+
     index: int
     campaign_id: int | None
     push: WebPush | None
@@ -482,7 +488,8 @@ class _Run:
             try:
                 action = await job.claim.look()
             except TransportError as exc:  # the store is down: this push is not sent
-                return attrs.evolve(job, claim=None, error=exc)
+                job.claim, job.error = None, exc
+                return job
             return self._decided(job, action)
 
     def _pull_sync(self) -> _Job | None:
@@ -534,7 +541,7 @@ class _Run:
             # either way it may have gone out.
             in_flight_is_ambiguous=True,
         )
-        job = attrs.evolve(job, claim=claim)
+        job.claim = claim
         if self._file_journal is None:
             return job  # looked at in _next_job, with an await
         return self._decided(job, claim.seen(self._file_journal.entry(index)))
@@ -549,7 +556,8 @@ class _Run:
             now = claim.digest or "not a valid push"
             self._stop(JournalMismatchError(job.index, claim.previous.digest, now))
             return None
-        return attrs.evolve(job, action=action)
+        job.action = action
+        return job
 
     def _halt(self, error: NotSentError) -> None:
         """No new request starts; the jobs still before their gate end now, not sent."""
