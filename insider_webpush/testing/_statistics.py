@@ -20,7 +20,7 @@ import random
 import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final
 
 import attrs
 
@@ -251,20 +251,27 @@ def _total(figures: list[_Figures]) -> _Figures:
     )
 
 
+def _figure_fields(
+    f: _Figures, rate: Callable[[int, int], float], currency: str | None
+) -> dict[str, Any]:
+    """The figures an `Overview` and a `CampaignSummary` share, their rates by `rate`."""
+    return {
+        "targeted": f.targeted,
+        "sent": f.sent,
+        "dropped": f.dropped,
+        "delivered": f.delivered,
+        "undelivered": f.undelivered,
+        "clicks": f.clicks,
+        "conversions": f.conversions,
+        "delivery_rate": rate(f.delivered, f.sent),
+        "ctr": rate(f.clicks, f.delivered),  # the collection's samples: clicks over delivered
+        "conversion_rate": rate(f.conversions, f.clicks),
+        "revenue": Revenue(f.revenue, currency),
+    }
+
+
 def _overview(f: _Figures) -> Overview:
-    return Overview(
-        targeted=f.targeted,
-        sent=f.sent,
-        dropped=f.dropped,
-        delivered=f.delivered,
-        undelivered=f.undelivered,
-        clicks=f.clicks,
-        conversions=f.conversions,
-        delivery_rate=_rate(f.delivered, f.sent),
-        ctr=_rate(f.clicks, f.delivered),  # the collection's samples: clicks over delivered
-        conversion_rate=_rate(f.conversions, f.clicks),
-        revenue=Revenue(f.revenue, CURRENCY),
-    )
+    return Overview(**_figure_fields(f, _rate, CURRENCY))
 
 
 def _reasons(labels: tuple[str, ...], counts: tuple[int, ...]) -> tuple[Reason, ...]:
@@ -445,18 +452,8 @@ class Statistics:
             name=campaign.name,
             type=CAMPAIGN_TYPE,
             status=CAMPAIGN_STATUS,
-            targeted=f.targeted,
-            sent=f.sent,
-            dropped=f.dropped,
-            delivered=f.delivered,
-            undelivered=f.undelivered,
-            clicks=f.clicks,
-            conversions=f.conversions,
-            # Numbers, as the overall metrics send them: unrounded fractions.
-            delivery_rate=_ratio(f.delivered, f.sent),
-            ctr=_ratio(f.clicks, f.delivered),
-            conversion_rate=_ratio(f.conversions, f.clicks),
-            revenue=Revenue(f.revenue),
+            # Numbers, as the overall metrics send them: unrounded fractions, no currency.
+            **_figure_fields(f, _ratio, None),
             sent_at=launched,
             starts_at=launched,
             ends_at=launched,
