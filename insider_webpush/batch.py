@@ -618,7 +618,7 @@ class _Run:
                 raise self._halted
             self._waiting.pop(job.index, None)
             attempts = attempt
-            return claim.take(attempt) if claim is not None else None
+            return claim.take_at_wire(attempt) if claim is not None else None
 
         result: LaunchResult | None = None
         error: InsiderError | None = None
@@ -680,7 +680,9 @@ class _Run:
         )
         if claim is not None:
             if claim.held:
-                await claim.settle(result, error)
+                pending = claim.record_now(result, error)
+                if pending is not None:
+                    await pending
             elif key is not None and (
                 (result is not None and result.replayed) or isinstance(error, DedupeConflictError)
             ):

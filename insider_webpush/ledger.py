@@ -336,7 +336,9 @@ class Claim:
     """
 
     __slots__ = (
+        "_attempts",
         "_held",
+        "_journal",
         "_ledger",
         "_owner",
         "_written",
@@ -369,9 +371,13 @@ class Claim:
         self.in_flight_is_ambiguous = in_flight_is_ambiguous
         self.previous: Entry | None = None  # what the look found
         self._written: Entry | None = None  # what the ledger holds, as far as we know
+        # The JSONL journal, its only writer, writes its lines at once (no await, no entry
+        # to compare) and keeps no owner: nothing else can have written the key.
+        self._journal = ledger if isinstance(ledger, FileJournal) else None
         # Random, like a uuid4's hex (128 bits), at a quarter of its cost: one per push.
-        self._owner = os.urandom(16).hex()
+        self._owner = os.urandom(16).hex() if self._journal is None else ""
         self._held = False
+        self._attempts = 0  # of the JSONL journal's own take
 
     @property
     def held(self) -> bool:
@@ -400,6 +406,8 @@ class Claim:
     def seen(self, entry: Entry | None) -> Action:
         """Decide on `entry`, read from the ledger by the caller."""
         self.previous = self._written = entry
+        if entry is None:  # most keys, most positions: nothing to weigh, no clock to read
+            return Action.SEND
         return self.action(entry)
 
     async def take(self, attempt: int) -> None:
@@ -412,14 +420,31 @@ class Claim:
             Taken: Another holder wrote it: nothing may be sent.
             TransportError: The store cannot be reached: nothing may be sent.
         """
+        pending = self.take_at_wire(attempt)
+        if pending is not None:
+            await pending
+
+    def take_at_wire(self, attempt: int) -> Awaitable[None] | None:
+        """`take`, done at once when the ledger writes at once (None), else its awaitable:
+        what an [`AttemptHook`][insider_webpush.sender.AttemptHook] returns."""
+        previous = self.previous
+        attempts = attempt if previous is None else previous.attempts + attempt
+        journal = self._journal
+        if journal is not None:
+            journal.write_sending(int(self.key), self.digest, attempts)
+            # What `record_now` reads of it; no entry to compare (the journal's only writer).
+            self._attempts = attempts
+            self._held = True
+            return None
         entry = Entry(
-            State.SENDING,
-            self.digest,
-            attempts=self.attempts_before + attempt,
-            owner=self._owner,
-            at=time.time(),
+            State.SENDING, self.digest, attempts=attempts, owner=self._owner, at=time.time()
         )
-        found = await self._ledger.swap(self.key, entry, self._written)
+        return self._take(entry)
+
+    async def _take(self, entry: Entry) -> None:
+        self._taken(entry, await self._ledger.swap(self.key, entry, self._written))
+
+    def _taken(self, entry: Entry, found: Entry | None) -> None:
         if found is not None:
             self._written = found
             raise Taken(self.action(found), found)
@@ -434,7 +459,23 @@ class Claim:
     async def record(self, result: LaunchResult | None, error: InsiderError | None) -> None:
         """Record an outcome under the key, taken or not (e.g. a batch position whose push
         was decided by its dedupe key), if nobody wrote the key since this claim last did."""
-        attempts = self._written.attempts if self._written is not None else 0
+        pending = self.record_now(result, error)
+        if pending is not None:
+            await pending
+
+    def record_now(
+        self, result: LaunchResult | None, error: InsiderError | None
+    ) -> Awaitable[None] | None:
+        """`record`, done at once when the ledger writes at once (None), else its
+        awaitable."""
+        journal = self._journal
+        if journal is not None and self._held:
+            attempts = self._attempts
+        else:
+            attempts = self._written.attempts if self._written is not None else 0
+        if journal is not None and result is not None:  # a success: its line, at once
+            journal.write_done(int(self.key), self.digest, attempts, result.campaign_id)
+            return None
         state, campaign_id, failure = State.DONE, None, None
         if result is not None:
             campaign_id = result.campaign_id
@@ -443,7 +484,15 @@ class Claim:
             state = State.AMBIGUOUS if error.ambiguous else State.FAILED
             failure = Failure.of(error)
         entry = Entry(state, self.digest, attempts, campaign_id, failure, self._owner, time.time())
-        found = await self._ledger.swap(self.key, entry, self._written)
+        if journal is None:
+            return self._record(entry)
+        self._recorded(entry, journal.swap_now(self.key, entry, self._written))
+        return None
+
+    async def _record(self, entry: Entry) -> None:
+        self._recorded(entry, await self._ledger.swap(self.key, entry, self._written))
+
+    def _recorded(self, entry: Entry, found: Entry | None) -> None:
         if found is None:
             self._written = entry
         else:  # another holder took the key over (retry_ambiguous elsewhere, an expiry)
@@ -452,7 +501,7 @@ class Claim:
                 "recorded",
                 self.label,
                 found.state.value,
-                state.value,
+                entry.state.value,
             )
 
     def replayed(self, entry: Entry) -> LaunchResult:
@@ -1086,46 +1135,21 @@ class FileJournal:
             self._flush_error = exc
 
     async def swap(self, key: str, entry: Entry, expected: Entry | None) -> Entry | None:
+        return self.swap_now(key, entry, expected)
+
+    def swap_now(self, key: str, entry: Entry, expected: Entry | None) -> Entry | None:
+        """`swap` without an await: the journal writes at once (a
+        [`Claim`][insider_webpush.ledger.Claim] uses this)."""
         # The flock makes this run the only writer: the compare always holds.
         index = int(key)
         digest = entry.digest
-        # The two lines of every push, formatted directly: the same bytes json.dumps writes
-        # (compact, in this key order) when every value is an int or an ASCII alphanumeric
-        # string, so no escaping is needed; anything else goes through json.dumps.
-        plain = digest.isascii() and digest.isalnum()
         if entry.state is State.SENDING:
-            if plain and type(entry.attempts) is int:
-                self._write(
-                    b'{"event":"sending","index":%d,"hash":"%s","attempt":%d}\n'
-                    % (index, digest.encode(), entry.attempts)
-                )
-                return None
-            line: dict[str, Any] = {
-                "event": "sending",
-                "index": index,
-                "hash": digest,
-                "attempt": entry.attempts,
-            }
-            self._write(_line(line))
+            self.write_sending(index, digest, entry.attempts)
             return None
         failure = entry.failure
         campaign_id = entry.campaign_id
-        if (
-            plain
-            and entry.state is State.DONE
-            and failure is None
-            and type(entry.attempts) is int
-            and type(campaign_id) is int
-        ):
-            # A `done` line may wait for the end of the loop iteration: lost with the process
-            # (SIGKILL between the write and the flush), the push reads as `sending` on a
-            # rerun, so ambiguous and not sent again: never a second launch. A failure's line
-            # (below) waits the same way.
-            self._write_later(
-                b'{"event":"done","index":%d,"hash":"%s","attempts":%d,"ok":true,'
-                b'"status":null,"campaign_id":%d,"ambiguous":false}\n'
-                % (index, digest.encode(), entry.attempts, campaign_id)
-            )
+        if entry.state is State.DONE and failure is None and campaign_id is not None:
+            self.write_done(index, digest, entry.attempts, campaign_id)
             return None
         line = {
             "event": "done",
@@ -1145,6 +1169,62 @@ class FileJournal:
                 line["stage"] = failure.stage.value
         self._write_later(_line(line))
         return None
+
+    # The two lines of every push, formatted directly: the same bytes json.dumps writes
+    # (compact, in this key order) when every value is an int or an ASCII alphanumeric
+    # string, so no escaping is needed; anything else goes through json.dumps.
+
+    def write_sending(self, index: int, digest: str, attempts: int) -> None:
+        """Append and flush the `sending` line of the push at `index`."""
+        if type(attempts) is int and digest.isascii() and digest.isalnum():
+            data = b'{"event":"sending","index":%d,"hash":"%s","attempt":%d}\n' % (
+                index,
+                digest.encode(),
+                attempts,
+            )
+        else:
+            data = _line({"event": "sending", "index": index, "hash": digest, "attempt": attempts})
+        # _write, inlined: once a push.
+        if self._flush_error is not None:
+            raise self._flush_error
+        self._file.write(data)
+        self._file.flush()
+
+    def write_done(self, index: int, digest: str, attempts: int, campaign_id: int) -> None:
+        """Append the `done` line of a success; flushed within the loop iteration."""
+        if (
+            type(attempts) is int
+            and type(campaign_id) is int
+            and digest.isascii()
+            and digest.isalnum()
+        ):
+            data = (
+                b'{"event":"done","index":%d,"hash":"%s","attempts":%d,"ok":true,'
+                b'"status":null,"campaign_id":%d,"ambiguous":false}\n'
+                % (index, digest.encode(), attempts, campaign_id)
+            )
+        else:
+            line = {
+                "event": "done",
+                "index": index,
+                "hash": digest,
+                "attempts": attempts,
+                "ok": True,
+                "status": None,
+                "campaign_id": campaign_id,
+                "ambiguous": False,
+            }
+            data = _line(line)
+        # _write_later, inlined: once a push. A `done` line may wait for the end of the loop
+        # iteration: lost with the process (SIGKILL between the write and the flush), the
+        # push reads as `sending` on a rerun, so ambiguous and not sent again: never a second
+        # launch. A failure's line waits the same way.
+        if self._flush_error is not None:
+            raise self._flush_error
+        self._file.write(data)
+        if not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush_later)
 
     async def aclose(self) -> None:
         self._file.close()  # also releases the lock

@@ -10,7 +10,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from insider_webpush import RetryPolicy, SlidingWindowLimiter, WebPush, WebPushClient
+from insider_webpush import (
+    LaunchResult,
+    RetryPolicy,
+    SlidingWindowLimiter,
+    WebPush,
+    WebPushClient,
+)
+from insider_webpush.ledger import Action, Claim, FileJournal, MemoryLedger
 from insider_webpush.models import Timeouts
 from insider_webpush.transport import Gate, Request, Response
 
@@ -96,3 +103,28 @@ async def test_lines_are_json_dumps_bytes(tmp_path: Path) -> None:
     assert len(lines) == 18
     for raw in lines:
         assert json.dumps(json.loads(raw), separators=(",", ":")).encode() == raw
+
+
+async def test_a_claim_on_the_journal_writes_at_the_wire_without_an_await(tmp_path: Path) -> None:
+    """The JSONL journal's claims write their lines at once: `take_at_wire` returns None
+    with the `sending` line already on disk (nothing can run between the grant and the first
+    byte), while a shared store's claim returns the awaitable of its swap."""
+    path = tmp_path / "j.jsonl"
+    journal = FileJournal(str(path))
+    claim = Claim(journal, "3", "00112233aabbccdd", lease=60.0, label="push #3")
+    assert claim.seen(journal.entry(3)) is Action.SEND
+    assert claim.take_at_wire(1) is None
+    assert on_disk(path) == [
+        {"event": "sending", "index": 3, "hash": "00112233aabbccdd", "attempt": 1}
+    ]
+    assert claim.held
+    assert claim.record_now(LaunchResult(True, 42), None) is None
+    await journal.aclose()
+    done = on_disk(path)[1]
+    assert (done["campaign_id"], done["attempts"]) == (42, 1)
+
+    shared = Claim(MemoryLedger("test-ns"), "k", "00112233aabbccdd", lease=60.0)
+    pending = shared.take_at_wire(1)
+    assert pending is not None
+    await pending
+    assert shared.held
