@@ -10,14 +10,16 @@ process, so ``time.process_time()`` of this process is the client's CPU alone.
 - **bare**: ``session.post(url, json=body, headers=...)``, ``await response.read()``, a status
   check and ``json.loads``: the least a caller who wants the campaign id has to do.
 
-Runs alternate A B A B ... (``--rounds`` of each), each on a fresh session warmed up with a
-few requests first; the table shows the median of each side. On a busy machine the
-end-to-end figures move by several percent from run to run (how many requests one event-loop
-wake-up serves changes the CPU per request), so each run is also repeated with no socket (the
-SDK through a stub transport, bare aiohttp through a stub session, each answering at once):
-the difference of the two sides there,
-``sdk_own_us``, is the CPU of the SDK's own code per request with nothing else running (hot
-caches, so a lower bound of what it adds end to end).
+Runs alternate A B A B ... (``--rounds`` rounds; each round runs both sides of every
+configuration in turn), each on a fresh session warmed up with a few requests first; the
+table shows the median of each side, and a ratio is the median of the rounds' ratios (the two
+sides of a round ran side by side, so a change in the machine's load between rounds falls on
+both). On a busy machine the end-to-end figures move by several percent from run to run (how
+many requests one event-loop wake-up serves changes the CPU per request), so each run is also
+repeated with no socket (the SDK through a stub transport, bare aiohttp through a stub
+session, each answering at once): the difference of the two sides there, ``sdk_own_us``, is
+the CPU of the SDK's own code per request with nothing else running (hot caches, so a lower
+bound of what it adds end to end).
 
 By default the comparison runs twice. First on asyncio with the stdlib ``json``: the SDK
 without the ``speed`` extra (its codec decoding with the standard library) against bare
@@ -62,7 +64,8 @@ from _stubs import ANSWER, NoLimit, StubTransport
 from insider_webpush import WebPushClient, codec, push_to_dict
 from insider_webpush._version import __version__
 
-orjson_loads = codec._orjson_loads  # the `speed` extra's decoder, when installed
+# The `speed` extra's encoder and decoder, when installed.
+orjson_loads, orjson_dumps = codec._orjson_loads, codec._orjson_dumps
 
 KEY = "bench-key"
 PARTNER = "10000001"
@@ -177,8 +180,10 @@ async def run_sdk(
     # The SDK makes its own session (its WireConnector observes the wire) and encodes each
     # push to bytes itself; a stub run swaps the wire for a transport that answers at once.
     transport = StubTransport() if stub else None
-    # With the `speed` extra the codec decodes with orjson; without it, the standard library.
+    # With the `speed` extra the codec encodes and decodes with orjson; without it, the
+    # standard library.
     codec._orjson_loads = orjson_loads if use_orjson else None
+    codec._orjson_dumps = orjson_dumps if use_orjson else None
     async with WebPushClient(
         KEY, partner_id=PARTNER, base_url=url, limiter=NoLimit(), transport=transport
     ) as client:
@@ -219,32 +224,56 @@ async def run_bare(
 SIDES = {"sdk": run_sdk, "bare": run_bare}
 
 
+Config = tuple[bool, bool]  # (uvloop, orjson)
+
+
+def config_name(config: Config) -> str:
+    return f"{'uvloop' if config[0] else 'asyncio'} + {'orjson' if config[1] else 'json'}"
+
+
 def compare(
     url: str,
     n: int,
     concurrency: int,
     rounds: int,
-    use_uvloop: bool,
-    use_orjson: bool,
+    configs: list[Config],
     stub_n: int = STUB_REQUESTS,
-) -> dict[str, Any]:
-    samples: dict[str, list[tuple[float, float]]] = {side: [] for side in SIDES}
-    own: dict[str, list[float]] = {side: [] for side in SIDES}
+) -> tuple[dict[str, dict[str, Any]], list[dict[Config, dict[str, float]]]]:
+    """Each round runs every side of every configuration once, in turn (A B A B ...), so a
+    change in the machine's load between rounds falls on all of them alike."""
+    per_round: list[dict[Config, dict[str, float]]] = []
+    samples: dict[Config, dict[str, list[tuple[float, float]]]] = {
+        c: {side: [] for side in SIDES} for c in configs
+    }
+    own: dict[Config, dict[str, list[float]]] = {c: {side: [] for side in SIDES} for c in configs}
     for _ in range(rounds):
-        for side, fn in SIDES.items():  # A B A B ...
-            samples[side].append(run(fn(url, n, concurrency, use_orjson), use_uvloop))
-            stubbed = run(fn(url, stub_n, concurrency, use_orjson, True), use_uvloop)
-            own[side].append(stubbed[0])
-    figures: dict[str, Any] = {}
-    for side, runs in samples.items():
-        figures[f"{side}_cpu_us"] = round(statistics.median(c for c, _ in runs) / n * 1e6, 1)
-        figures[f"{side}_rps"] = round(statistics.median(n / w for _, w in runs))
-    figures["cpu_ratio"] = round(figures["sdk_cpu_us"] / figures["bare_cpu_us"], 3)
-    figures["rps_ratio"] = round(figures["sdk_rps"] / figures["bare_rps"], 3)
-    # The same calls through a stub session: the CPU the SDK's own code adds per request.
-    sdk_own, bare_own = (statistics.median(own[side]) / stub_n * 1e6 for side in SIDES)
-    figures["sdk_own_us"] = round(sdk_own - bare_own, 2)
-    return figures
+        this_round: dict[Config, dict[str, float]] = {}
+        for config in configs:
+            use_uvloop, use_orjson = config
+            this_round[config] = {}
+            for side, fn in SIDES.items():
+                cpu_wall = run(fn(url, n, concurrency, use_orjson), use_uvloop)
+                samples[config][side].append(cpu_wall)
+                this_round[config][side] = cpu_wall[0]
+                stubbed = run(fn(url, stub_n, concurrency, use_orjson, True), use_uvloop)
+                own[config][side].append(stubbed[0])
+        per_round.append(this_round)
+    results: dict[str, dict[str, Any]] = {}
+    for config in configs:
+        figures: dict[str, Any] = {}
+        for side, runs in samples[config].items():
+            figures[f"{side}_cpu_us"] = round(statistics.median(c for c, _ in runs) / n * 1e6, 1)
+            figures[f"{side}_rps"] = round(statistics.median(n / w for _, w in runs))
+        # The median of each round's ratio: the two sides of a round ran side by side.
+        figures["cpu_ratio"] = round(
+            statistics.median(r[config]["sdk"] / r[config]["bare"] for r in per_round), 3
+        )
+        figures["rps_ratio"] = round(figures["sdk_rps"] / figures["bare_rps"], 3)
+        # The same calls through a stub session: the CPU the SDK's own code adds per request.
+        sdk_own, bare_own = (statistics.median(own[config][side]) / stub_n * 1e6 for side in SIDES)
+        figures["sdk_own_us"] = round(sdk_own - bare_own, 2)
+        results[config_name(config)] = figures
+    return results, per_round
 
 
 def profile(url: str, n: int, concurrency: int, use_uvloop: bool, use_orjson: bool) -> None:
@@ -340,18 +369,9 @@ def main() -> None:
         if args.profile:
             profile(url, args.requests, args.concurrency, *configs[0])
             return
-        results = {}
-        for use_uvloop, use_orjson in configs:
-            name = f"{'uvloop' if use_uvloop else 'asyncio'} + {'orjson' if use_orjson else 'json'}"
-            results[name] = compare(
-                url,
-                args.requests,
-                args.concurrency,
-                args.rounds,
-                use_uvloop,
-                use_orjson,
-                args.stub_requests,
-            )
+        results, per_round = compare(
+            url, args.requests, args.concurrency, args.rounds, configs, args.stub_requests
+        )
         counted = (
             count_instructions(url, 320, 1280, min(16, args.concurrency))
             if args.instructions
@@ -383,11 +403,17 @@ def main() -> None:
     speed = results.get("uvloop + orjson")
     if first == "asyncio + json" and speed is not None:
         # The SDK with the `speed` extra (uvloop, orjson) against plain aiohttp `json=` on
-        # asyncio, what a caller without the SDK writes.
-        result["cpu_ratio_speed"] = round(speed["sdk_cpu_us"] / results[first]["bare_cpu_us"], 3)
+        # asyncio, what a caller without the SDK writes: the median of each round's ratio.
+        result["cpu_ratio_speed"] = round(
+            statistics.median(
+                r[(True, True)]["sdk"] / r[(False, False)]["bare"] for r in per_round
+            ),
+            3,
+        )
         print(
             f"with the speed extra: SDK {speed['sdk_cpu_us']:.1f} µs / bare json= "
-            f"{results[first]['bare_cpu_us']:.1f} µs = {result['cpu_ratio_speed']:.3f}x"
+            f"{results[first]['bare_cpu_us']:.1f} µs; the rounds' median ratio "
+            f"{result['cpu_ratio_speed']:.3f}x"
         )
     result["configuration"] = first
     result["variants"] = {name: results[name] for name in rest}

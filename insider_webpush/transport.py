@@ -224,7 +224,7 @@ class _Deadlines:
 
     def watch(self, attempt: _Attempt, total: float, read: float) -> None:
         attempt.read = read
-        attempt.task = asyncio.current_task()
+        attempt.task = asyncio.current_task(self.loop)  # the loop given: no lookup of it
         attempt.deadline = self.loop.time() + total
         self._attempts[attempt] = None
         if self._sweep_handle is None:

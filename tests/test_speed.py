@@ -1,5 +1,5 @@
-"""The `speed` extra: orjson decodes answers and the command runs on uvloop when installed; the
-standard library path stays, and stays correct, without them."""
+"""The `speed` extra: orjson encodes launches and decodes answers, and the command runs on
+uvloop, when installed; the standard library path stays, and stays correct, without them."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from insider_webpush import codec
+from insider_webpush import Target, ValidationError, WebPush, codec
 from insider_webpush.cli import _run_on_a_loop
 
 BODIES = [
@@ -47,6 +49,73 @@ def test_orjson_and_the_standard_library_decode_every_body_alike(
     assert _same(fast, codec.decode_json(raw))
 
 
+def _stdlib_bytes(push: WebPush, monkeypatch: pytest.MonkeyPatch) -> bytes:
+    with monkeypatch.context() as patch:
+        patch.setattr(codec, "_orjson_dumps", None)
+        return codec.encode_push(push, partner_id="10000001")
+
+
+TEXTS = [
+    "Flash sale",
+    # Every ASCII character, controls and DEL included, 30 at a time (a rich push's limit).
+    *("".join(map(chr, range(start, min(start + 30, 128)))) for start in range(1, 128, 30)),
+    "caf\u00e9 \u2603 \U0001f600",  # not ASCII: orjson writes UTF-8, the stdlib escapes
+    "lone \ud800 surrogate",  # orjson refuses it
+    "DEL \x7f alone",  # orjson writes it as it is, the stdlib escapes it
+    'quote " backslash \\ slash /',
+]
+
+
+def _push(text: str) -> WebPush:
+    return WebPush(
+        title=text,
+        description=text,
+        image="https://example.com/i.png",
+        link="https://example.com/sale",
+        ttl=3600,
+        banner="https://example.com/b.png",
+        include_unengaged=True,
+        language="en_US",
+        target=Target("c_segment", [text, "b"]),
+    )
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_orjson_and_the_standard_library_encode_every_push_alike(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert codec.encode_push(_push(text), partner_id="10000001") == _stdlib_bytes(
+        _push(text), monkeypatch
+    )
+
+
+@given(text=st.text(min_size=1, max_size=40))
+def test_orjson_and_the_standard_library_encode_any_text_alike(text: str) -> None:
+    try:
+        push = _push(text)
+    except ValidationError:
+        return  # e.g. a blank title: refused before any encoder
+    fast = codec.encode_push(push, partner_id="10000001")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(codec, "_orjson_dumps", None)
+        assert fast == codec.encode_push(push, partner_id="10000001")
+
+
+def test_with_the_extra_orjson_encodes_an_ascii_launch(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = codec._orjson_dumps
+    assert real is not None
+    encoded: list[bytes] = []
+
+    def spy(value: object) -> bytes:
+        encoded.append(real(value))
+        return encoded[-1]
+
+    monkeypatch.setattr(codec, "_orjson_dumps", spy)
+    body = codec.encode_push(_push("Flash sale"), partner_id="10000001")
+    assert encoded == [body]  # orjson's bytes are the ones sent
+    assert codec.encode_push(_push("caf\u00e9"), partner_id="10000001").isascii()  # stdlib's
+
+
 def test_the_command_runs_on_uvloop_when_it_is_installed() -> None:
     import uvloop
 
@@ -64,7 +133,7 @@ sys.modules["uvloop"] = None
 import asyncio
 from insider_webpush import codec
 from insider_webpush.cli import _run_on_a_loop, main
-assert codec._orjson_loads is None
+assert codec._orjson_loads is None and codec._orjson_dumps is None
 assert codec.decode_json(b'{"success": true, "campaign_id": 5}') == {
     "success": True, "campaign_id": 5}
 

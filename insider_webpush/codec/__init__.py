@@ -150,7 +150,10 @@ def encode_push(push: WebPush, *, partner_id: str | None = None) -> bytes:
 
     Exactly `encode_json(push_to_dict(push, partner_id=partner_id))` (a test holds the two
     equal), built without the intermediate dict. This runs on every launch, and a generic
-    encoder costs several times more.
+    encoder costs several times more. With the `speed` extra (orjson) installed, orjson
+    encodes it when its bytes are these bytes (every text ASCII and no DEL, which only the
+    standard library escapes), about a third faster; otherwise the standard library does: the
+    bytes never depend on the extra, so a journal begun without it goes on with it.
 
     Args:
         push: The push.
@@ -160,6 +163,14 @@ def encode_push(push: WebPush, *, partner_id: str | None = None) -> bytes:
     Returns:
         The body's bytes.
     """
+    if _orjson_dumps is not None:
+        try:
+            body = _orjson_dumps(_launch_dict(push, partner_id))
+        except TypeError:  # orjson.JSONEncodeError: a lone surrogate; the stdlib escapes it
+            pass
+        else:
+            if body.isascii() and b"\x7f" not in body:
+                return body
     parts = [
         '{"title":',
         _quote(push.title),
@@ -196,6 +207,30 @@ def encode_push(push: WebPush, *, partner_id: str | None = None) -> bytes:
 
 
 _UNENGAGED = f',"{INCLUDE_UNENGAGED_WIRE_KEY}":'
+
+
+def _launch_dict(push: WebPush, partner_id: str | None) -> dict[str, object]:
+    """The launch body as a dict in `encode_push`'s key order, for orjson."""
+    body: dict[str, object] = {
+        "title": push.title,
+        "description": push.description,
+        "image": push.image,
+        "link": push.link,
+        "ttl": str(push.ttl),
+    }
+    if push.banner is not None:
+        body["banner"] = push.banner
+    if push.include_unengaged is not None:
+        body[INCLUDE_UNENGAGED_WIRE_KEY] = push.include_unengaged
+    if push.language is not None:
+        body["language"] = push.language
+    target = push.target
+    if target is not None:
+        body["target"] = {"attribute": target.attribute, "values": target.values}
+    partner_id = push.partner_id if push.partner_id is not None else partner_id
+    if partner_id is not None:
+        body["partner_id"] = partner_id
+    return body
 
 
 def decode_json(raw: bytes) -> object:
@@ -238,6 +273,18 @@ def _fast_loads() -> Callable[[bytes], Any] | None:
 
 
 _orjson_loads = _fast_loads()
+
+
+def _fast_dumps() -> Callable[[Any], bytes] | None:
+    """orjson's `dumps` with the `speed` extra installed (compact, like `encode_json`)."""
+    try:
+        import orjson
+    except ImportError:
+        return None
+    return orjson.dumps
+
+
+_orjson_dumps = _fast_dumps()
 
 
 def push_to_dict(push: WebPush, *, partner_id: str | None = None) -> dict[str, Any]:
