@@ -18,8 +18,9 @@ its exception propagates as it is.
 [`AiohttpTransport`][insider_webpush.transport.AiohttpTransport] is the implementation, on
 aiohttp's public API: its [`WireConnector`][insider_webpush.transport.WireConnector] runs the
 gate when aiohttp hands it a connection, checks that a pooled connection is still open before
-and after the gate (the keep-alive race: a server that closed an idle connection), and
-aiohttp's `UploadTracker` says whether the request was written in full. Tests, FakeInsider's
+and after the gate (the keep-alive race: a server that closed an idle connection), and the
+request's body, aiohttp's payload of bytes, records whether its bytes were handed over in
+full. Tests, FakeInsider's
 in-process mode and the benchmarks implement the same protocol.
 
 An aiohttp session works only in the event loop that made it, so `AiohttpTransport` makes
@@ -170,6 +171,7 @@ class _Attempt:
         "read",
         "task",
         "transport",
+        "wire",
     )
 
     def __init__(self, gate: Gate, loop: asyncio.AbstractEventLoop) -> None:
@@ -182,6 +184,7 @@ class _Attempt:
         self.read = math.inf
         self.task: asyncio.Task[Any] | None = None
         self.transport: asyncio.Transport | None = None  # the connection's, after the gate
+        self.wire = _UNWRITTEN  # how far the write of the request's bytes got
 
     def expire(self) -> None:
         self.expired = True
@@ -205,6 +208,38 @@ class _Attempt:
 
 
 _SWEEP_EVERY: Final = 0.02  # seconds: how late a timeout may fire
+
+# How far the write of a request's bytes got (`_Attempt.wire`), set by its `_WireBody`.
+_UNWRITTEN: Final = 0  # not begun, or refused by aiohttp on a closing connection: no byte
+_WRITING: Final = 1  # handed to the connection, its write not over (e.g. waiting to drain)
+_WRITTEN: Final = 2  # every byte handed to the connection
+
+
+class _WireBody(aiohttp.BytesPayload):
+    """A request's bytes as aiohttp's own payload of bytes (the one it makes of `data=`
+    bytes), recording on the attempt how far their write got.
+
+    aiohttp writes the buffered request line and headers together with the body, in one
+    write, when the body is written: so nothing of the request is on the wire before this
+    write begins, and all of it is handed to the connection once it returns.
+    """
+
+    def __init__(self, body: bytes, attempt: _Attempt) -> None:
+        super().__init__(body)
+        self._attempt = attempt
+
+    async def write_with_length(
+        self,
+        writer: aiohttp.abc.AbstractStreamWriter,
+        content_length: int | None,
+    ) -> None:
+        attempt = self._attempt
+        transport = writer.transport
+        # aiohttp refuses to write to a closing connection, and raises before writing.
+        if transport is not None and not transport.is_closing():
+            attempt.wire = _WRITING
+        await super().write_with_length(writer, content_length)
+        attempt.wire = _WRITTEN
 
 
 class _Deadlines:
@@ -249,6 +284,7 @@ _ATTEMPT: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
 )
 
 _STALE_RETRIES: Final = 3  # closed pooled connections skipped before giving up
+_HAS_POLL: Final = hasattr(select, "poll")  # not on Windows
 _POLL_MASK: Final = (
     getattr(select, "POLLRDHUP", 0) | getattr(select, "POLLHUP", 0) | getattr(select, "POLLERR", 0)
 )
@@ -263,13 +299,18 @@ def _closed(transport: asyncio.Transport) -> bool:
     """
     if transport.is_closing():
         return True
-    if not _POLL_MASK or not hasattr(select, "poll"):
+    if not _POLL_MASK or not _HAS_POLL:
         return False
-    sock = transport.get_extra_info("socket")
-    if sock is None:
-        return False
+    # asyncio's socket transports keep their descriptor (two Python calls fewer, on every
+    # request); others (uvloop's) are asked for their socket.
+    fd = getattr(transport, "_sock_fd", None)
+    if fd is None:
+        sock = transport.get_extra_info("socket")
+        if sock is None:
+            return False
+        fd = sock.fileno()
     poller = select.poll()
-    poller.register(sock.fileno(), _POLL_MASK)
+    poller.register(fd, _POLL_MASK)
     return bool(poller.poll(0))
 
 
@@ -736,7 +777,6 @@ class AiohttpTransport:
             headers = route.headers(headers)
         deadlines = state.deadlines
         attempt = _Attempt(gate, loop)
-        tracker = aiohttp.UploadTracker()
         token = _ATTEMPT.set(attempt)
         deadlines.watch(attempt, timeouts.total, timeouts.read)
         error: TransportError
@@ -744,12 +784,11 @@ class AiohttpTransport:
             async with state.session.request(
                 request.method,
                 request.url,
-                data=request.body,
+                data=_WireBody(request.body, attempt),
                 headers=headers,
                 timeout=cached[1],
                 allow_redirects=False,
                 raise_for_status=False,  # a lent session's setting must not hide the status
-                upload_tracker=tracker,
                 proxy=route.proxy_url if route is not None else None,
                 proxy_headers=route.proxy_headers if route is not None else None,
             ) as response:
@@ -761,13 +800,13 @@ class AiohttpTransport:
             assert route.proxy is not None
             error = _proxy_refused(route.proxy, 407)
         except (aiohttp.ClientError, OSError, _StaleConnection) as exc:
-            error = _failure(attempt, tracker, exc, timeouts, request, route)
+            error = _failure(attempt, exc, timeouts, request, route)
         except asyncio.CancelledError:
             task = attempt.task
             if not (attempt.expired and task is not None and task.uncancel() == 0):
                 raise
             # Our deadline, not a cancellation from outside: a timeout at its stage.
-            error = _failure(attempt, tracker, TimeoutError(), timeouts, request, route)
+            error = _failure(attempt, TimeoutError(), timeouts, request, route)
         finally:
             deadlines.forget(attempt)
             _ATTEMPT.reset(token)
@@ -809,29 +848,27 @@ class AiohttpTransport:
             )
 
 
-def _stage(attempt: _Attempt, tracker: aiohttp.UploadTracker) -> Stage:
+def _stage(attempt: _Attempt) -> Stage:
     if not attempt.gated:
         return Stage.NOT_SENT
-    complete = tracker.upload_complete
-    if not complete.done() or complete.cancelled():
+    wire = attempt.wire
+    if wire == _WRITTEN:
+        return Stage.SENT  # the whole request was handed to the connection
+    if wire == _WRITING:
         return Stage.WRITING  # the write never finished: Insider never had all of it
-    if complete.exception() is None:
-        return Stage.SENT  # the whole request was handed to the operating system
-    # The write failed. Headers and body go in one write (bodies under aiohttp's 64 KiB
-    # drain limit), so no payload byte in the kernel means no byte of the request at all:
-    # aiohttp found the connection closing before it wrote.
-    return Stage.NOT_SENT if tracker.bytes_written == 0 else Stage.WRITING
+    # Past the gate, but the write never began, or aiohttp found the connection closing and
+    # wrote nothing: the request line and headers wait in aiohttp's buffer for the body.
+    return Stage.NOT_SENT
 
 
 def _failure(
     attempt: _Attempt,
-    tracker: aiohttp.UploadTracker,
     exc: BaseException,
     timeouts: Timeouts,
     request: Request,
     route: _Route | None,
 ) -> TransportError:
-    stage = _stage(attempt, tracker)
+    stage = _stage(attempt)
     if stage is Stage.WRITING and attempt.transport is not None:
         # Part of the request still waits in the transport's buffer: a graceful close would
         # flush it and the server could yet get all of it. Dropping it keeps WRITING true.
