@@ -199,13 +199,6 @@ class _Attempt:
         self.in_gate = True
         return remaining
 
-    def start_clock(self, remaining: float) -> None:
-        """The gate passed: the first byte goes next, and the answer has ``read`` seconds
-        within what was left of ``total``."""
-        self.in_gate = False
-        self.gated = True
-        self.deadline = self.loop.time() + min(remaining, self.read)
-
 
 _SWEEP_EVERY: Final = 0.02  # seconds: how late a timeout may fire
 
@@ -266,7 +259,7 @@ class _Deadlines:
             self._sweep_handle = self.loop.call_later(_SWEEP_EVERY, self._sweep)
 
     def forget(self, attempt: _Attempt) -> None:
-        self._attempts.pop(attempt, None)
+        self._attempts.pop(attempt, None)  # (inlined in AiohttpTransport.send)
 
     def _sweep(self) -> None:
         now = self.loop.time()
@@ -348,21 +341,27 @@ class WireConnector(aiohttp.TCPConnector):
         attempt = _ATTEMPT.get()
         if attempt is None:
             return await super().connect(req, traces, timeout)
-        for _ in range(_STALE_RETRIES + 1):
+        stale = 0
+        while True:
             connection = await super().connect(req, traces, timeout)
             transport = connection.transport
             if transport is not None and not transport.is_closing():
                 break
             connection.close()  # closed by the server while idle; nothing taken, nothing sent
-        else:
-            raise _StaleConnection("the server closed every connection before the request")
+            stale += 1
+            if stale > _STALE_RETRIES:
+                raise _StaleConnection("the server closed every connection before the request")
         try:
             remaining = attempt.stop_clock()  # the quota's wait is not a timeout
             await attempt.gate()
         except BaseException:
             connection.release()  # untouched: back to the pool
             raise
-        attempt.start_clock(remaining)
+        # The gate passed: the first byte goes next, and the answer has `read` seconds within
+        # what was left of `total`.
+        attempt.in_gate = False
+        attempt.gated = True
+        attempt.deadline = attempt.loop.time() + min(remaining, attempt.read)
         attempt.transport = transport
         if _closed(transport):
             # Closed while the request waited for its grant, or a FIN the loop has not read
@@ -808,7 +807,7 @@ class AiohttpTransport:
             # Our deadline, not a cancellation from outside: a timeout at its stage.
             error = _failure(attempt, TimeoutError(), timeouts, request, route)
         finally:
-            deadlines.forget(attempt)
+            deadlines._attempts.pop(attempt, None)  # forget(attempt): once a request
             _ATTEMPT.reset(token)
         # Raised here, outside the handlers, so that aiohttp's exception (whose text a
         # misbehaving server may have filled with the key) is not kept as its __context__.

@@ -164,8 +164,26 @@ def encode_push(push: WebPush, *, partner_id: str | None = None) -> bytes:
         The body's bytes.
     """
     if _orjson_dumps is not None:
+        # The body as a dict in the key order below.
+        fields: dict[str, object] = {
+            "title": push.title,
+            "description": push.description,
+            "image": push.image,
+            "link": push.link,
+            "ttl": str(push.ttl),
+        }
+        if push.banner is not None:
+            fields["banner"] = push.banner
+        if push.include_unengaged is not None:
+            fields[INCLUDE_UNENGAGED_WIRE_KEY] = push.include_unengaged
+        if push.language is not None:
+            fields["language"] = push.language
+        if push.target is not None:
+            fields["target"] = {"attribute": push.target.attribute, "values": push.target.values}
+        if push.partner_id is not None or partner_id is not None:
+            fields["partner_id"] = push.partner_id if push.partner_id is not None else partner_id
         try:
-            body = _orjson_dumps(_launch_dict(push, partner_id))
+            body = _orjson_dumps(fields)
         except TypeError:  # orjson.JSONEncodeError: a lone surrogate; the stdlib escapes it
             pass
         else:
@@ -207,30 +225,6 @@ def encode_push(push: WebPush, *, partner_id: str | None = None) -> bytes:
 
 
 _UNENGAGED = f',"{INCLUDE_UNENGAGED_WIRE_KEY}":'
-
-
-def _launch_dict(push: WebPush, partner_id: str | None) -> dict[str, object]:
-    """The launch body as a dict in `encode_push`'s key order, for orjson."""
-    body: dict[str, object] = {
-        "title": push.title,
-        "description": push.description,
-        "image": push.image,
-        "link": push.link,
-        "ttl": str(push.ttl),
-    }
-    if push.banner is not None:
-        body["banner"] = push.banner
-    if push.include_unengaged is not None:
-        body[INCLUDE_UNENGAGED_WIRE_KEY] = push.include_unengaged
-    if push.language is not None:
-        body["language"] = push.language
-    target = push.target
-    if target is not None:
-        body["target"] = {"attribute": target.attribute, "values": target.values}
-    partner_id = push.partner_id if push.partner_id is not None else partner_id
-    if partner_id is not None:
-        body["partner_id"] = partner_id
-    return body
 
 
 def decode_json(raw: bytes) -> object:
