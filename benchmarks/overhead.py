@@ -47,6 +47,7 @@ import asyncio
 import cProfile
 import importlib.util
 import json
+import os
 import pstats
 import re
 import shutil
@@ -268,6 +269,9 @@ def compare(
         figures["cpu_ratio"] = round(
             statistics.median(r[config]["sdk"] / r[config]["bare"] for r in per_round), 3
         )
+        figures["cpu_ratio_rounds"] = [
+            round(r[config]["sdk"] / r[config]["bare"], 3) for r in per_round
+        ]
         figures["rps_ratio"] = round(figures["sdk_rps"] / figures["bare_rps"], 3)
         # The same calls through a stub session: the CPU the SDK's own code adds per request.
         sdk_own, bare_own = (statistics.median(own[config][side]) / stub_n * 1e6 for side in SIDES)
@@ -317,6 +321,19 @@ def count_instructions(url: str, small: int, large: int, concurrency: int) -> di
     }
 
 
+def pin(server_pid: int) -> tuple[int, int] | None:
+    """The client on one CPU, the server on another (where there are two): neither waits for
+    the other's core, and each keeps its caches. Returns ``(client_cpu, server_cpu)``."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    os.sched_setaffinity(0, {cpus[0]})
+    os.sched_setaffinity(server_pid, {cpus[1]})
+    return cpus[0], cpus[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=10000, help="per run (default 10000)")
@@ -328,6 +345,12 @@ def main() -> None:
     parser.add_argument("--uvloop", action="store_true", help="only the uvloop configuration")
     parser.add_argument("--orjson", action="store_true", help="only the orjson configuration")
     parser.add_argument("--profile", action="store_true", help="cProfile the SDK side")
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="do not pin the client and the server to two CPUs (pinned by default, on Linux)",
+    )
     parser.add_argument(
         "--instructions",
         action="store_true",
@@ -363,6 +386,7 @@ def main() -> None:
         stdout=subprocess.PIPE,
         text=True,
     )
+    pinned = pin(server.pid) if args.pin else None
     try:
         assert server.stdout is not None
         url = f"http://127.0.0.1:{int(server.stdout.readline())}"
@@ -418,6 +442,7 @@ def main() -> None:
     result["configuration"] = first
     result["variants"] = {name: results[name] for name in rest}
     result.update(requests=args.requests, concurrency=args.concurrency, rounds=args.rounds)
+    result["pinned_cpus"] = list(pinned) if pinned is not None else None
     if counted is not None:
         print(
             f"instructions (callgrind, asyncio + json): SDK {counted['sdk_instructions']} / "
