@@ -7,10 +7,12 @@ The journaled runs write a new JSONL journal (``journal=path``: a ``sending`` an
 line a push) in ``--dir`` (default: the system's temporary folder), deleted after the run.
 Two wires (``--wire``, both by default, in this order):
 
-- **stub**: a transport that answers every request at once with a success, with no socket:
-  what is left is the SDK's own work, so the journal's share of it is as large as it can be;
 - **loopback**: the minimal launch endpoint of ``overhead.py`` in a child process, over
-  loopback HTTP: a batch as it runs against a server that answers at once.
+  loopback HTTP: a batch as it runs against a server that answers at once. Its figures head
+  ``RESULT``: a batch always talks to a server;
+- **stub**: a transport that answers every request at once with a success, with no socket:
+  what is left is the SDK's own work, so the journal's share of it is as large as it can be
+  (the bound, not a batch anyone runs).
 
 On each wire, runs alternate, unjournaled then journaled (``--rounds`` of each, after one
 warm-up run of each at a tenth of the size), each in its own event loop in this process; the
@@ -20,18 +22,27 @@ table shows the median of each side.
   outcome, the journal's opening and closing included);
 - **CPU µs/push**: ``time.process_time()`` of this process per push (the loopback server's
   CPU is not counted); ``journal_cpu_us``: journaled minus unjournaled;
-- **``throughput_ratio``**: journaled ÷ unjournaled pushes/s (1.0: the journal is free).
+- **``throughput_ratio``**: journaled ÷ unjournaled pushes/s (1.0: the journal is free), the
+  median of the rounds' ratios (each round's two runs ran side by side);
+  ``throughput_ratio_rounds`` lists them.
 
-``--profile`` runs the journaled side once under cProfile on the first wire and prints, to
-stderr, the functions with the most time of their own and the SDK's by cumulative time.
+CPU time on a shared machine moves by 10-20 % from run to run. ``--instructions`` also counts
+the client's instructions per push of each side on the first wire under valgrind's callgrind
+(a batch of 2 500 pushes minus one of 500), which does not move with the load:
+``unjournaled_instructions``, ``journaled_instructions``, ``journal_instructions`` and
+``instruction_ratio`` (unjournaled ÷ journaled: the throughput ratio when the client's CPU is
+what limits the batch). ``--profile`` runs the journaled side once under cProfile on the
+first wire and prints, to stderr, the functions with the most time of their own and the
+SDK's by cumulative time.
 
-    python benchmarks/journal.py [--pushes 100000] [--rounds 5] [--wire stub,loopback]
-                                 [--dir /tmp] [--profile]
+    python benchmarks/journal.py [--pushes 100000] [--rounds 5] [--wire loopback,stub]
+                                 [--dir /tmp] [--instructions] [--profile]
 
-Ends with ``RESULT {json}``: the first wire's ``throughput_ratio``, ``journaled_pps``,
-``unjournaled_pps``, ``journaled_cpu_us``, ``unjournaled_cpu_us``, ``journal_cpu_us`` and
-``journal_bytes_per_push``; ``wire`` (which one that is), ``wires`` (every wire's figures),
-``pushes`` and ``rounds``.
+Ends with ``RESULT {json}``: the first wire's ``throughput_ratio``,
+``throughput_ratio_rounds``, ``journaled_pps``, ``unjournaled_pps``, ``journaled_cpu_us``,
+``unjournaled_cpu_us``, ``journal_cpu_us`` and ``journal_bytes_per_push`` (and, with
+``--instructions``, the counts above); ``wire`` (which one that is), ``wires`` (every wire's
+figures), ``pushes`` and ``rounds``.
 """
 
 from __future__ import annotations
@@ -42,6 +53,8 @@ import cProfile
 import json
 import os
 import pstats
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -57,7 +70,7 @@ from _stubs import NoLimit, StubTransport
 from insider_webpush import WebPush, WebPushClient
 
 CONCURRENCY = 64
-WIRES = ("stub", "loopback")
+WIRES = ("loopback", "stub")
 SERVER = Path(__file__).resolve().parent / "overhead.py"  # its minimal launch endpoint
 
 
@@ -107,7 +120,12 @@ def compare(n: int, rounds: int, folder: str | None, url: str | None) -> dict[st
         runs = samples[journaled]
         figures[f"{name}_pps"] = round(statistics.median(n / w for w, _, _ in runs))
         figures[f"{name}_cpu_us"] = round(statistics.median(c for _, c, _ in runs) / n * 1e6, 2)
-    figures["throughput_ratio"] = round(figures["journaled_pps"] / figures["unjournaled_pps"], 3)
+    # The median of each round's ratio: the two runs of a round ran side by side, so a change
+    # in the machine's load between rounds falls on both.
+    # Journaled pushes/s over unjournaled: the unjournaled run's wall time over the journaled's.
+    rounds_ratios = [u[0] / j[0] for u, j in zip(samples[False], samples[True], strict=True)]
+    figures["throughput_ratio"] = round(statistics.median(rounds_ratios), 3)
+    figures["throughput_ratio_rounds"] = [round(r, 3) for r in rounds_ratios]
     figures["journal_cpu_us"] = round(
         figures["journaled_cpu_us"] - figures["unjournaled_cpu_us"], 2
     )
@@ -125,6 +143,38 @@ def profile(n: int, folder: str | None, url: str | None) -> None:
     stats.sort_stats("cumulative").print_stats("insider_webpush", 30)
 
 
+def count_instructions(url: str | None, small: int, large: int) -> dict[str, Any]:
+    """Instructions per push of each side, counted by valgrind's callgrind: the difference
+    between a batch of ``large`` and one of ``small`` pushes, divided by ``large - small``.
+    Unlike CPU time, the count does not move with the machine's load."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (Debian package valgrind)")
+    per_push: dict[str, float] = {}
+    for side in ("unjournaled", "journaled"):
+        totals = []
+        for n in (small, large):
+            argv = [sys.executable, __file__, "--side", side, "--pushes", str(n)]
+            argv += ["--url", url] if url else []
+            done = subprocess.run(
+                ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            collected = re.search(r"Collected : (\d+)", done.stderr)
+            assert collected is not None, done.stderr[-2000:]
+            totals.append(int(collected.group(1)))
+        per_push[side] = (totals[1] - totals[0]) / (large - small)
+    return {
+        "unjournaled_instructions": round(per_push["unjournaled"]),
+        "journaled_instructions": round(per_push["journaled"]),
+        "journal_instructions": round(per_push["journaled"] - per_push["unjournaled"]),
+        # Throughput, when the client's CPU is what limits it: unjournaled / journaled.
+        "instruction_ratio": round(per_push["unjournaled"] / per_push["journaled"], 3),
+        "instruction_pushes": [small, large],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pushes", type=int, default=100_000, help="per run (default 100000)")
@@ -132,15 +182,26 @@ def main() -> None:
     parser.add_argument(
         "--wire",
         default=",".join(WIRES),
-        help="stub, loopback or both, the first one's figures at the top of RESULT "
-        "(default stub,loopback)",
+        help="loopback, stub or both, the first one's figures at the top of RESULT "
+        "(default loopback,stub)",
     )
     parser.add_argument("--dir", help="where the journals are written (default: the temp folder)")
     parser.add_argument(
         "--profile", action="store_true", help="cProfile one journaled run on the first wire"
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count instructions per push under valgrind, on the first wire (slow, "
+        "load-proof)",
+    )
+    parser.add_argument("--side", choices=("unjournaled", "journaled"), help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     n = args.pushes
+    if args.side:  # one batch alone, for --instructions
+        run(n, args.side == "journaled", args.dir, args.url)
+        return
     wires = args.wire.split(",")
     if n < 1 or args.rounds < 1:
         parser.error("--pushes and --rounds must be 1 or more")
@@ -166,6 +227,8 @@ def main() -> None:
             if args.profile and wire == wires[0]:
                 profile(n, args.dir, url)
             results[wire] = compare(n, args.rounds, args.dir, url)
+            if args.instructions and wire == wires[0]:
+                results[wire].update(count_instructions(url, 500, 2500))
     finally:
         if server is not None:
             assert server.stdin is not None
@@ -187,9 +250,15 @@ def main() -> None:
                 f"{size:>15}"
             )
         print(
-            f"{wire:<9} throughput ratio (journaled / unjournaled) {r['throughput_ratio']:.3f}; "
-            f"the journal's CPU per push {r['journal_cpu_us']:.2f} µs"
+            f"{wire:<9} throughput ratio (journaled / unjournaled, the rounds' median) "
+            f"{r['throughput_ratio']:.3f}; the journal's CPU per push {r['journal_cpu_us']:.2f} µs"
         )
+        if "instruction_ratio" in r:
+            print(
+                f"{wire:<9} instructions per push (callgrind): unjournaled "
+                f"{r['unjournaled_instructions']}, journaled {r['journaled_instructions']}: "
+                f"ratio {r['instruction_ratio']:.3f}"
+            )
     first = results[wires[0]]
     result: dict[str, Any] = {"wire": wires[0], **first}
     result.update(pushes=n, rounds=args.rounds, wires=results)

@@ -63,11 +63,13 @@ def test_rate_cpu_hog() -> None:
 def test_journal() -> None:
     result = result_of("journal.py", "--pushes", "200", "--rounds", "1")
     assert result["pushes"] == 200
-    assert result["wire"] == "stub"
+    assert result["wire"] == "loopback"  # a batch talks to a server: its figures head RESULT
     assert set(result["wires"]) == {"stub", "loopback"}
     for figures in (result, *result["wires"].values()):
         for key in ("journaled_pps", "unjournaled_pps", "throughput_ratio"):
             assert figures[key] > 0, key
+        # One round: its ratio is the ratio of the two sides' pushes/s.
+        assert figures["throughput_ratio_rounds"] == [figures["throughput_ratio"]]
         assert figures["throughput_ratio"] == pytest.approx(
             figures["journaled_pps"] / figures["unjournaled_pps"], 0.01
         )
@@ -81,6 +83,8 @@ def test_overhead() -> None:
     for key in ("sdk_cpu_us", "bare_cpu_us", "cpu_ratio", "sdk_rps", "bare_rps"):
         assert result[key] > 0, key
     assert result["cpu_ratio"] == pytest.approx(result["sdk_cpu_us"] / result["bare_cpu_us"], 0.01)
+    assert result["cpu_ratio_rounds"] == [result["cpu_ratio"]]  # one round
+    assert "pinned_cpus" in result
 
 
 def test_memory() -> None:
