@@ -772,7 +772,7 @@ async def test_the_first_401_stops_the_batch_and_the_rest_is_not_sent(tmp_path: 
     # flight (or holding their grant) see one, and every other push is "not sent".
     journal = tmp_path / "journal.jsonl"
     async with FakeInsider(
-        api_key=KEY, partner_id=PARTNER, rate_limit=200, rate_period=1.0
+        api_key=KEY, partner_id=PARTNER, rate_limit=2000, rate_period=1.0
     ) as fake:
         async with fake.client(api_key="wrong-key", retry=FAST) as client:
             result = await client.send_many(make_pushes(1000), concurrency=8, journal=journal)
