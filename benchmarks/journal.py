@@ -50,11 +50,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import functools
 import json
 import os
 import pstats
-import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -64,6 +63,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from _callgrind import per_unit
 from _sample import PUSH
 from _stubs import NoLimit, StubTransport
 
@@ -147,24 +147,15 @@ def count_instructions(url: str | None, small: int, large: int) -> dict[str, Any
     """Instructions per push of each side, counted by valgrind's callgrind: the difference
     between a batch of ``large`` and one of ``small`` pushes, divided by ``large - small``.
     Unlike CPU time, the count does not move with the machine's load."""
-    if shutil.which("valgrind") is None:
-        raise SystemExit("--instructions needs valgrind (Debian package valgrind)")
-    per_push: dict[str, float] = {}
-    for side in ("unjournaled", "journaled"):
-        totals = []
-        for n in (small, large):
-            argv = [sys.executable, __file__, "--side", side, "--pushes", str(n)]
-            argv += ["--url", url] if url else []
-            done = subprocess.run(
-                ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            collected = re.search(r"Collected : (\d+)", done.stderr)
-            assert collected is not None, done.stderr[-2000:]
-            totals.append(int(collected.group(1)))
-        per_push[side] = (totals[1] - totals[0]) / (large - small)
+
+    def argv(side: str, n: int) -> list[str]:
+        where = ["--url", url] if url else []
+        return [sys.executable, __file__, "--side", side, "--pushes", str(n), *where]
+
+    per_push = {
+        side: per_unit(functools.partial(argv, side), small, large)
+        for side in ("unjournaled", "journaled")
+    }
     return {
         "unjournaled_instructions": round(per_push["unjournaled"]),
         "journaled_instructions": round(per_push["journaled"]),

@@ -45,12 +45,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import functools
 import importlib.util
 import json
 import os
 import pstats
-import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -59,6 +58,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+from _callgrind import per_unit
 from _sample import PUSH
 from _stubs import ANSWER, NoLimit, StubTransport
 
@@ -295,24 +295,14 @@ def count_instructions(url: str, small: int, large: int, concurrency: int) -> di
     difference between a run of ``large`` and one of ``small`` requests (start-up and
     warm-up cancel out), divided by ``large - small``. Unlike CPU time, the count does not
     move with the machine's load."""
-    if shutil.which("valgrind") is None:
-        raise SystemExit("--instructions needs valgrind (Debian package valgrind)")
-    per_request: dict[str, float] = {}
-    for side in SIDES:
-        totals = []
-        for n in (small, large):
-            argv = [sys.executable, __file__, "--client", side, "--url", url]
-            argv += ["--requests", str(n), "--concurrency", str(concurrency)]
-            done = subprocess.run(
-                ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            collected = re.search(r"Collected : (\d+)", done.stderr)
-            assert collected is not None, done.stderr[-2000:]
-            totals.append(int(collected.group(1)))
-        per_request[side] = (totals[1] - totals[0]) / (large - small)
+
+    def argv(side: str, n: int) -> list[str]:
+        return [
+            *(sys.executable, __file__, "--client", side, "--url", url),
+            *("--requests", str(n), "--concurrency", str(concurrency)),
+        ]
+
+    per_request = {side: per_unit(functools.partial(argv, side), small, large) for side in SIDES}
     return {
         "sdk_instructions": round(per_request["sdk"]),
         "bare_instructions": round(per_request["bare"]),

@@ -1184,11 +1184,7 @@ class FileJournal:
             )
         else:
             data = _line({"event": "sending", "index": index, "hash": digest, "attempt": attempts})
-        # _write, inlined: once a push.
-        if self._flush_error is not None:
-            raise self._flush_error
-        self._file.write(data)
-        self._file.flush()
+        self._write(data)
 
     def write_done(self, index: int, digest: str, attempts: int, campaign_id: int) -> None:
         """Append the `done` line of a success; flushed within the loop iteration."""
@@ -1215,16 +1211,11 @@ class FileJournal:
                 "ambiguous": False,
             }
             data = _line(line)
-        # _write_later, inlined: once a push. A `done` line may wait for the end of the loop
-        # iteration: lost with the process (SIGKILL between the write and the flush), the
-        # push reads as `sending` on a rerun, so ambiguous and not sent again: never a second
-        # launch. A failure's line waits the same way.
-        if self._flush_error is not None:
-            raise self._flush_error
-        self._file.write(data)
-        if not self._flush_pending:
-            self._flush_pending = True
-            asyncio.get_running_loop().call_soon(self._flush_later)
+        # A `done` line may wait for the end of the loop iteration: lost with the process
+        # (SIGKILL between the write and the flush), the push reads as `sending` on a rerun,
+        # so ambiguous and not sent again: never a second launch. A failure's line waits the
+        # same way.
+        self._write_later(data)
 
     async def aclose(self) -> None:
         self._file.close()  # also releases the lock

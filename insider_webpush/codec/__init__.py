@@ -257,28 +257,17 @@ def decode_json(raw: bytes) -> object:
         return raw.decode("utf-8", "replace")
 
 
-def _fast_loads() -> Callable[[bytes], Any] | None:
-    """orjson's `loads` with the `speed` extra installed: ~10x faster on every answer."""
+def _orjson() -> tuple[Callable[[bytes], Any], Callable[[Any], bytes]] | tuple[None, None]:
+    """orjson's `loads` and `dumps` with the `speed` extra installed (~10x faster on every
+    answer, a third on every launch body), else None."""
     try:
         import orjson
     except ImportError:
-        return None
-    return orjson.loads
+        return None, None
+    return orjson.loads, orjson.dumps
 
 
-_orjson_loads = _fast_loads()
-
-
-def _fast_dumps() -> Callable[[Any], bytes] | None:
-    """orjson's `dumps` with the `speed` extra installed (compact, like `encode_json`)."""
-    try:
-        import orjson
-    except ImportError:
-        return None
-    return orjson.dumps
-
-
-_orjson_dumps = _fast_dumps()
+_orjson_loads, _orjson_dumps = _orjson()
 
 
 def push_to_dict(push: WebPush, *, partner_id: str | None = None) -> dict[str, Any]:
