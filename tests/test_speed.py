@@ -101,6 +101,17 @@ def test_orjson_and_the_standard_library_encode_any_text_alike(text: str) -> Non
         assert fast == codec.encode_push(push, partner_id="10000001")
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_partner_id_that_is_not_text_is_refused_with_or_without_orjson(
+    fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not fast:
+        monkeypatch.setattr(codec, "_orjson_dumps", None)
+    for wrong in (123, True):
+        with pytest.raises(TypeError, match="partner_id must be a str"):
+            codec.encode_push(_push("t"), partner_id=wrong)  # type: ignore[arg-type]
+
+
 def test_with_the_extra_orjson_encodes_an_ascii_launch(monkeypatch: pytest.MonkeyPatch) -> None:
     real = codec._orjson_dumps
     assert real is not None

@@ -163,6 +163,9 @@ def encode_push(push: WebPush, *, partner_id: str | None = None) -> bytes:
     Returns:
         The body's bytes.
     """
+    if partner_id is not None and not isinstance(partner_id, str):
+        # Refused on both paths alike (orjson would write a number where json refuses).
+        raise TypeError(f"partner_id must be a str, not {type(partner_id).__name__}")
     if _orjson_dumps is not None:
         # The body as a dict in the key order below.
         fields: dict[str, object] = {
