@@ -206,6 +206,9 @@ _SWEEP_EVERY: Final = 0.02  # seconds: how late a timeout may fire
 _UNWRITTEN: Final = 0  # not begun, or refused by aiohttp on a closing connection: no byte
 _WRITING: Final = 1  # handed to the connection, its write not over (e.g. waiting to drain)
 _WRITTEN: Final = 2  # every byte handed to the connection
+# The most aiohttp writes in one `transport.write` without waiting for it to drain (its
+# StreamWriter's LIMIT): up to this, the request line, headers and body go in one send.
+_ONE_WRITE: Final = 0x10000
 
 
 class _WireBody(aiohttp.BytesPayload):
@@ -231,7 +234,17 @@ class _WireBody(aiohttp.BytesPayload):
         # aiohttp refuses to write to a closing connection, and raises before writing.
         if transport is not None and not transport.is_closing():
             attempt.wire = _WRITING
+        before = writer.output_size
         await super().write_with_length(writer, content_length)
+        transport = writer.transport
+        if (transport is None or transport.is_closing()) and (
+            writer.output_size - before <= _ONE_WRITE
+        ):
+            # asyncio's transports report a send the operating system refused (a reset
+            # connection) by closing, not by raising; a request of one write (aiohttp waits
+            # for no drain) had its one send refused: no byte of it left.
+            attempt.wire = _UNWRITTEN
+            return
         attempt.wire = _WRITTEN
 
 

@@ -44,6 +44,7 @@ import http
 import json
 import select
 import socket
+import struct
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -371,11 +372,12 @@ class RawServer:
                 loop.remove_reader(fd)
         return True
 
-    def hang_up_idle(self) -> int:
+    def hang_up_idle(self, *, reset: bool = False) -> int:
         """Close, now, every connection waiting for its next request; return how many.
 
-        Synchronous, so a test can put the server's FIN at an exact point of the client's
-        progress (e.g. with ``loop.call_soon`` from a hook).
+        Synchronous, so a test can put the server's FIN (``reset``: an RST, as a server
+        aborting the connection sends) at an exact point of the client's progress (e.g. with
+        ``loop.call_soon`` from a hook).
         """
         loop = asyncio.get_running_loop()
         hung_up = 0
@@ -384,6 +386,8 @@ class RawServer:
             loop.remove_reader(sock.fileno())
             if not ready.done():
                 ready.set_exception(_HungUp())
+            if reset:  # SO_LINGER 0: close() sends an RST, not a FIN
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self._close(sock, record, "hung up")
             hung_up += 1
         return hung_up

@@ -611,6 +611,42 @@ async def test_server_close_after_the_pre_write_check_before_the_first_byte(
     assert received_counts(server, 2) == [1, 1]
 
 
+async def test_server_reset_after_the_pre_write_check_is_not_sent_and_resent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As above, with an RST rather than a FIN (a server aborting the connection). asyncio's
+    transport reports the refused send by closing, not by raising: the push whose one write
+    the operating system refused never left, so it is NOT_SENT and sent again on a fresh
+    connection, never reported as "may have gone out". (If the request got into the
+    server's socket before the reset, ambiguous is right.)"""
+    caplog.set_level(logging.DEBUG, logger="insider_webpush")
+    loop = asyncio.get_running_loop()
+    hung_up: list[int] = []
+    async with RawServer(status(200)) as server:
+        async with make_client(server) as client:
+            first = await send_one(client, caplog, "push 0")  # leaves a pooled connection
+
+            def reset_after_the_gate(number: int) -> None:
+                if number == 1:  # runs after the gate's check, before aiohttp's body writer
+                    loop.call_soon(lambda: hung_up.append(server.hang_up_idle(reset=True)))
+
+            second: InsiderError | LaunchResult
+            try:
+                second = await client.send(push("push 1"), on_attempt=reset_after_the_gate)
+            except InsiderError as exc:
+                second = exc
+        await asyncio.sleep(0.05)
+
+    assert first.result == OK
+    assert hung_up == [1]
+    if server.connections[0].unread:  # the request was in the server's socket: ambiguous
+        assert isinstance(second, TransportError)
+        assert second.ambiguous
+        return
+    assert second == OK, f"a push the server never received was reported {second!r}"
+    assert received_counts(server, 2) == [1, 1]
+
+
 # -- d. the keep-alive race with the default keepalive: measured --------------------------
 
 
