@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import contextlib
 import enum
 import json
 import logging
@@ -982,7 +983,13 @@ class FileJournal:
         self._campaign_ids = array.array("q")
         self._failures: dict[int, Failure] = {}
         self._flush_pending = False  # a flush of buffered `done` lines is scheduled
-        self._flush_error: OSError | None = None  # that flush failed
+        self._flush_error: OSError | None = None  # a write to the file failed
+        # Lines not yet handed to the OS, and the file's size with every line that was: the
+        # lines are written with os.write on the file's descriptor (opened to append), so a
+        # write that fails (a full disk) leaves nothing buffered to land later, and what it
+        # wrote in part is cut off (see _flush).
+        self._pending: list[bytes] = []
+        self._size = 0
         self._file: IO[bytes] = open(path, "a+b")  # noqa: SIM115 - closed by aclose()
         try:
             if sys.platform != "win32":
@@ -1028,6 +1035,7 @@ class FileJournal:
         self._file.seek(0, os.SEEK_END)
         if self._file.tell() != end_of_good:
             self._file.truncate(end_of_good)
+        self._size = end_of_good
         if needs_newline:
             self._write(b"\n")  # a complete last line that only lost its newline
         if end_of_good == 0:
@@ -1109,30 +1117,49 @@ class FileJournal:
     # writing
 
     def _write(self, data: bytes) -> None:
+        """Hand `data`, after the lines waiting, to the OS now: survives the process being
+        killed, not power loss. Raises the OSError of a failed write (then, and for every
+        write after it)."""
         if self._flush_error is not None:
             raise self._flush_error
-        self._file.write(data)
-        self._file.flush()  # to the OS: survives the process being killed, not power loss
+        self._pending.append(data)
+        self._flush()
+
+    def _flush(self) -> None:
+        data = b"".join(self._pending)
+        self._pending.clear()
+        fd = self._file.fileno()
+        try:
+            done = 0
+            while done < len(data):
+                done += os.write(fd, data[done:])
+        except OSError as exc:
+            # Nothing of a failed write stays, whole or in part: a `sending` line that never
+            # reached the file is a push never sent, and must not read as one that may have
+            # gone out; a torn line would be dropped on reading anyway.
+            self._flush_error = exc
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, self._size)
+            raise
+        self._size += len(data)
 
     def _write_later(self, data: bytes) -> None:
-        """Buffer a `done` line: handed to the OS by the next `sending` line's flush, or by
+        """Buffer a `done` line: handed to the OS by the next `sending` line's write, or by
         a callback scheduled now (so before anything scheduled after it runs), whichever
         comes first."""
         if self._flush_error is not None:
             raise self._flush_error
-        self._file.write(data)
+        self._pending.append(data)
         if not self._flush_pending:
             self._flush_pending = True
             asyncio.get_running_loop().call_soon(self._flush_later)
 
     def _flush_later(self) -> None:
         self._flush_pending = False
-        if self._file.closed:
-            return  # closing flushed it
-        try:
-            self._file.flush()
-        except OSError as exc:  # e.g. a full disk: raised by the next write, in the batch
-            self._flush_error = exc
+        if self._file.closed or not self._pending:
+            return  # written by a `sending` line, or by closing
+        with contextlib.suppress(OSError):  # e.g. a full disk: raised by the next write
+            self._flush()
 
     async def swap(self, key: str, entry: Entry, expected: Entry | None) -> Entry | None:
         return self.swap_now(key, entry, expected)
@@ -1218,7 +1245,11 @@ class FileJournal:
         self._write_later(data)
 
     async def aclose(self) -> None:
-        self._file.close()  # also releases the lock
+        try:
+            if self._pending and self._flush_error is None and not self._file.closed:
+                self._flush()  # the lines of the last outcomes
+        finally:
+            self._file.close()  # also releases the lock
 
 
 def _line(line: dict[str, Any]) -> bytes:

@@ -324,6 +324,14 @@ class _StaleConnection(Exception):
     pass
 
 
+class _GateError(Exception):
+    """Carries an OSError the gate raised past the transport's handlers of network errors."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
 class WireConnector(aiohttp.TCPConnector):
     """A `TCPConnector` that holds each SDK request at the wire for its gate.
 
@@ -366,7 +374,16 @@ class WireConnector(aiohttp.TCPConnector):
                 raise _StaleConnection("the server closed every connection before the request")
         try:
             remaining = attempt.stop_clock()  # the quota's wait is not a timeout
+        except BaseException:
+            connection.release()  # untouched: back to the pool
+            raise
+        try:
             await attempt.gate()
+        except OSError as exc:
+            # The gate's own failure (e.g. the journal's disk is full), not the wire's: it
+            # must reach the caller as it is, not as a network error.
+            connection.release()
+            raise _GateError(exc) from None
         except BaseException:
             connection.release()  # untouched: back to the pool
             raise
@@ -811,6 +828,8 @@ class AiohttpTransport:
             # status; through a CONNECT tunnel it would be the server's): it went no further.
             assert route.proxy is not None
             error = _proxy_refused(route.proxy, 407)
+        except _GateError as failed:
+            raise failed.error from None  # as the gate raised it: nothing was written
         except (aiohttp.ClientError, OSError, _StaleConnection) as exc:
             error = _failure(attempt, exc, timeouts, request, route)
         except asyncio.CancelledError:

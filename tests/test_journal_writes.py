@@ -7,8 +7,12 @@ reaches the caller. The lines written without json.dumps are the bytes json.dump
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
+
+import pytest
 
 from insider_webpush import (
     LaunchResult,
@@ -128,3 +132,46 @@ async def test_a_claim_on_the_journal_writes_at_the_wire_without_an_await(tmp_pa
     assert pending is not None
     await pending
     assert shared.held
+
+
+async def test_a_full_disk_stops_the_batch_and_leaves_no_line_of_a_push_never_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A journal write that fails (ENOSPC) stops the batch with that OSError, as it is (not
+    a network error, not "safe to send again"), before the first byte of the push whose
+    `sending` line it held; nothing of the failed write lands in the file later, so a rerun
+    on a freed disk sends that push, and launches no push twice."""
+    from insider_webpush import ledger
+    from insider_webpush.testing import FakeInsider
+
+    path = tmp_path / "j.jsonl"
+    real_write = os.write
+    writes = 0
+
+    def full_after_four(fd: int, data: bytes) -> int:
+        nonlocal writes
+        writes += 1
+        if writes > 4:  # the header, then three pushes' sending lines
+            real_write(fd, data[: len(data) // 2])  # a torn part, as a full disk leaves
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    async with FakeInsider(api_key="k" * 20, partner_id="10000001") as fake:
+        async with fake.client(retry=RetryPolicy(base=0.001, cap=0.01)) as client:
+            monkeypatch.setattr(ledger.os, "write", full_after_four)
+            with pytest.raises(OSError, match="No space left") as full:
+                await client.send_many(pushes(10), concurrency=1, journal=path)
+            monkeypatch.setattr(ledger.os, "write", real_write)
+            assert full.value.errno == errno.ENOSPC
+            assert len(fake.launches) == 3
+            lines = on_disk(path)
+            assert [line["index"] for line in lines if line["event"] == "sending"] == [0, 1, 2]
+
+            rerun = await client.send_many(pushes(10), concurrency=1, journal=path)
+        # Push 2 went out, but its `done` line shared the failed write with push 3's
+        # `sending` line: the rerun reports it ambiguous and does not send it again; push 3
+        # never went out, and nothing of its line stayed: the rerun sends it.
+        assert [o.index for o in rerun if not o.ok] == [2]
+        assert rerun[2].ambiguous
+        assert [o.index for o in rerun if o.ok and not o.from_journal] == list(range(3, 10))
+        assert sorted(r.body["title"] for r in fake.launches) == [f"push {i}" for i in range(10)]
