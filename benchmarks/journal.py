@@ -51,29 +51,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import functools
 import json
 import os
 import pstats
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from _callgrind import per_unit
 from _sample import PUSH
 from _stubs import NoLimit, StubTransport
+from overhead import serving  # its minimal launch endpoint
 
 from insider_webpush import WebPush, WebPushClient
 
 CONCURRENCY = 64
 WIRES = ("loopback", "stub")
-SERVER = Path(__file__).resolve().parent / "overhead.py"  # its minimal launch endpoint
 
 
 def pushes(n: int) -> Iterator[WebPush]:
@@ -203,31 +202,14 @@ def main() -> None:
         parser.error(f"--wire: one or both of {', '.join(WIRES)}")
 
     results: dict[str, dict[str, Any]] = {}
-    server = None
-    try:
-        url = None
+    with contextlib.ExitStack() as servers:
         for wire in wires:
-            if wire == "loopback":
-                server = subprocess.Popen(
-                    [sys.executable, str(SERVER), "--serve"],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    text=True,
-                )
-                assert server.stdout is not None
-                url = f"http://127.0.0.1:{int(server.stdout.readline())}"
-            else:
-                url = None
+            url = servers.enter_context(serving())[0] if wire == "loopback" else None
             if args.profile and wire == wires[0]:
                 profile(n, args.dir, url)
             results[wire] = compare(n, args.rounds, args.dir, url)
             if args.instructions and wire == wires[0]:
                 results[wire].update(count_instructions(url, 500, 2500))
-    finally:
-        if server is not None:
-            assert server.stdin is not None
-            server.stdin.close()
-            server.wait(timeout=10)
 
     print(
         f"journal: {n} pushes per batch through stream(), {CONCURRENCY} workers, limiter "

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import functools
 import importlib.util
@@ -57,7 +58,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -100,6 +101,25 @@ def serve(use_uvloop: bool) -> None:
         await runner.cleanup()
 
     run(main(), use_uvloop)
+
+
+@contextlib.contextmanager
+def serving() -> Iterator[tuple[str, int]]:
+    """The minimal launch endpoint (``--serve``) in a child process: its URL and pid; it
+    stops when its stdin closes, on the way out."""
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        yield f"http://127.0.0.1:{int(server.stdout.readline())}", server.pid
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()
+        server.wait(timeout=10)
 
 
 def run(coro: Awaitable[Any], use_uvloop: bool) -> Any:
@@ -389,16 +409,8 @@ def main() -> None:
 
     # The server runs on uvloop when it is installed, for every configuration: it only has
     # to be fast and the same for both sides.
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    pinned = pin(server.pid) if args.pin else None
-    try:
-        assert server.stdout is not None
-        url = f"http://127.0.0.1:{int(server.stdout.readline())}"
+    with serving() as (url, server_pid):
+        pinned = pin(server_pid) if args.pin else None
         if args.profile:
             profile(url, args.requests, args.concurrency, *configs[0])
             return
@@ -410,10 +422,6 @@ def main() -> None:
             if args.instructions
             else None
         )
-    finally:
-        assert server.stdin is not None
-        server.stdin.close()
-        server.wait(timeout=10)
 
     print(
         f"overhead: {args.requests} requests per run, concurrency {args.concurrency}, "

@@ -518,9 +518,7 @@ class WebPushClient:
             campaign_id = check_campaign_id(campaign_id)
         if push.partner_id is None and self._partner_id is None:
             raise ValidationError("partner_id", "is required: set it on the push or on the client")
-        # _url_for's cached case, inlined: on every launch.
-        cached = self._urls.get(endpoint.path) if campaign_id is None else None
-        url, path = cached if cached is not None else self._url_for(endpoint, campaign_id)
+        url, path = self._url_for(endpoint, campaign_id)
         body = encode_push(push, partner_id=self._partner_id)
         if len(body) > LAUNCH_BODY_MAX:
             raise ValidationError(

@@ -378,7 +378,7 @@ class Claim:
         # Random, like a uuid4's hex (128 bits), at a quarter of its cost: one per push.
         self._owner = os.urandom(16).hex() if self._journal is None else ""
         self._held = False
-        self._attempts = 0  # of the JSONL journal's own take
+        self._attempts = 0  # the attempts this claim's take recorded, once held
 
     @property
     def held(self) -> bool:
@@ -433,8 +433,7 @@ class Claim:
         journal = self._journal
         if journal is not None:
             journal.write_sending(int(self.key), self.digest, attempts)
-            # What `record_now` reads of it; no entry to compare (the journal's only writer).
-            self._attempts = attempts
+            self._attempts = attempts  # no entry to compare: the journal's only writer
             self._held = True
             return None
         entry = Entry(
@@ -450,6 +449,7 @@ class Claim:
             self._written = found
             raise Taken(self.action(found), found)
         self._written = entry
+        self._attempts = entry.attempts
         self._held = True
 
     async def settle(self, result: LaunchResult | None, error: InsiderError | None) -> None:
@@ -470,7 +470,7 @@ class Claim:
         """`record`, done at once when the ledger writes at once (None), else its
         awaitable."""
         journal = self._journal
-        if journal is not None and self._held:
+        if self._held:
             attempts = self._attempts
         else:
             attempts = self._written.attempts if self._written is not None else 0
@@ -1178,23 +1178,9 @@ class FileJournal:
         if entry.state is State.DONE and failure is None and campaign_id is not None:
             self.write_done(index, digest, entry.attempts, campaign_id)
             return None
-        line = {
-            "event": "done",
-            "index": index,
-            "hash": digest,
-            "attempts": entry.attempts,
-            "ok": entry.state is State.DONE,
-            "status": failure.status if failure is not None else None,
-            "campaign_id": campaign_id,
-            "ambiguous": entry.state is State.AMBIGUOUS,
-        }
-        if failure is not None:
-            line["error"] = failure.error
-            line["message"] = failure.message
-            line["retry_after"] = failure.retry_after
-            if failure.stage is not None:
-                line["stage"] = failure.stage.value
-        self._write_later(_line(line))
+        self._write_later(
+            _done_line(index, digest, entry.attempts, entry.state, campaign_id, failure)
+        )
         return None
 
     # The two lines of every push, formatted directly: the same bytes json.dumps writes
@@ -1227,17 +1213,7 @@ class FileJournal:
                 % (index, digest.encode(), attempts, campaign_id)
             )
         else:
-            line = {
-                "event": "done",
-                "index": index,
-                "hash": digest,
-                "attempts": attempts,
-                "ok": True,
-                "status": None,
-                "campaign_id": campaign_id,
-                "ambiguous": False,
-            }
-            data = _line(line)
+            data = _done_line(index, digest, attempts, State.DONE, campaign_id, None)
         # A `done` line may wait for the end of the loop iteration: lost with the process
         # (SIGKILL between the write and the flush), the push reads as `sending` on a rerun,
         # so ambiguous and not sent again: never a second launch. A failure's line waits the
@@ -1250,6 +1226,34 @@ class FileJournal:
                 self._flush()  # the lines of the last outcomes
         finally:
             self._file.close()  # also releases the lock
+
+
+def _done_line(
+    index: int,
+    digest: str,
+    attempts: int,
+    state: State,
+    campaign_id: int | None,
+    failure: Failure | None,
+) -> bytes:
+    """A `done` line through json.dumps (the escaping any value may need)."""
+    line = {
+        "event": "done",
+        "index": index,
+        "hash": digest,
+        "attempts": attempts,
+        "ok": state is State.DONE,
+        "status": failure.status if failure is not None else None,
+        "campaign_id": campaign_id,
+        "ambiguous": state is State.AMBIGUOUS,
+    }
+    if failure is not None:
+        line["error"] = failure.error
+        line["message"] = failure.message
+        line["retry_after"] = failure.retry_after
+        if failure.stage is not None:
+            line["stage"] = failure.stage.value
+    return _line(line)
 
 
 def _line(line: dict[str, Any]) -> bytes:

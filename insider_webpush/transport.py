@@ -199,6 +199,13 @@ class _Attempt:
         self.in_gate = True
         return remaining
 
+    def start_clock(self, remaining: float) -> None:
+        """The gate passed: the first byte goes next, and the answer has ``read`` seconds
+        within what was left of ``total``."""
+        self.in_gate = False
+        self.gated = True
+        self.deadline = self.loop.time() + min(remaining, self.read)
+
 
 _SWEEP_EVERY: Final = 0.02  # seconds: how late a timeout may fire
 
@@ -272,7 +279,7 @@ class _Deadlines:
             self._sweep_handle = self.loop.call_later(_SWEEP_EVERY, self._sweep)
 
     def forget(self, attempt: _Attempt) -> None:
-        self._attempts.pop(attempt, None)  # (inlined in AiohttpTransport.send)
+        self._attempts.pop(attempt, None)
 
     def _sweep(self) -> None:
         now = self.loop.time()
@@ -307,16 +314,11 @@ def _closed(transport: asyncio.Transport) -> bool:
         return True
     if not _POLL_MASK or not _HAS_POLL:
         return False
-    # asyncio's socket transports keep their descriptor (two Python calls fewer, on every
-    # request); others (uvloop's) are asked for their socket.
-    fd = getattr(transport, "_sock_fd", None)
-    if fd is None:
-        sock = transport.get_extra_info("socket")
-        if sock is None:
-            return False
-        fd = sock.fileno()
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
     poller = select.poll()
-    poller.register(fd, _POLL_MASK)
+    poller.register(sock.fileno(), _POLL_MASK)
     return bool(poller.poll(0))
 
 
@@ -374,24 +376,15 @@ class WireConnector(aiohttp.TCPConnector):
                 raise _StaleConnection("the server closed every connection before the request")
         try:
             remaining = attempt.stop_clock()  # the quota's wait is not a timeout
-        except BaseException:
-            connection.release()  # untouched: back to the pool
-            raise
-        try:
             await attempt.gate()
-        except OSError as exc:
-            # The gate's own failure (e.g. the journal's disk is full), not the wire's: it
-            # must reach the caller as it is, not as a network error.
-            connection.release()
-            raise _GateError(exc) from None
-        except BaseException:
+        except BaseException as exc:
             connection.release()  # untouched: back to the pool
+            if isinstance(exc, OSError) and attempt.in_gate:
+                # The gate's own failure (e.g. the journal's disk is full), not the wire's:
+                # it must reach the caller as it is, not as a network error.
+                raise _GateError(exc) from None
             raise
-        # The gate passed: the first byte goes next, and the answer has `read` seconds within
-        # what was left of `total`.
-        attempt.in_gate = False
-        attempt.gated = True
-        attempt.deadline = attempt.loop.time() + min(remaining, attempt.read)
+        attempt.start_clock(remaining)
         attempt.transport = transport
         if _closed(transport):
             # Closed while the request waited for its grant, or a FIN the loop has not read
@@ -839,7 +832,7 @@ class AiohttpTransport:
             # Our deadline, not a cancellation from outside: a timeout at its stage.
             error = _failure(attempt, TimeoutError(), timeouts, request, route)
         finally:
-            deadlines._attempts.pop(attempt, None)  # forget(attempt): once a request
+            deadlines.forget(attempt)
             _ATTEMPT.reset(token)
         # Raised here, outside the handlers, so that aiohttp's exception (whose text a
         # misbehaving server may have filled with the key) is not kept as its __context__.

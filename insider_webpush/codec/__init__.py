@@ -166,6 +166,7 @@ def encode_push(push: WebPush, *, partner_id: str | None = None) -> bytes:
     if partner_id is not None and not isinstance(partner_id, str):
         # Refused on both paths alike (orjson would write a number where json refuses).
         raise TypeError(f"partner_id must be a str, not {type(partner_id).__name__}")
+    partner_id = push.partner_id if push.partner_id is not None else partner_id
     if _orjson_dumps is not None:
         # The body as a dict in the key order below.
         fields: dict[str, object] = {
@@ -183,8 +184,8 @@ def encode_push(push: WebPush, *, partner_id: str | None = None) -> bytes:
             fields["language"] = push.language
         if push.target is not None:
             fields["target"] = {"attribute": push.target.attribute, "values": push.target.values}
-        if push.partner_id is not None or partner_id is not None:
-            fields["partner_id"] = push.partner_id if push.partner_id is not None else partner_id
+        if partner_id is not None:
+            fields["partner_id"] = partner_id
         try:
             body = _orjson_dumps(fields)
         except TypeError:  # orjson.JSONEncodeError: a lone surrogate; the stdlib escapes it
@@ -220,7 +221,6 @@ def encode_push(push: WebPush, *, partner_id: str | None = None) -> bytes:
             ",".join(map(_quote, target.values)),
             "]}",
         )
-    partner_id = push.partner_id if push.partner_id is not None else partner_id
     if partner_id is not None:
         parts += (',"partner_id":', _quote(partner_id))
     parts.append("}")
