@@ -35,16 +35,17 @@ when the client's CPU is what limits the batch; 1.0 is a free journal). It alway
 batches of 500 and 2 500 pushes, whatever ``--pushes`` says (about two minutes).
 ``--profile`` runs the journaled side once under cProfile on the
 first wire and prints, to stderr, the functions with the most time of their own and the
-SDK's by cumulative time.
+SDK's by cumulative time. As in ``overhead.py``, this process and the loopback server are
+pinned to two CPUs (``--no-pin``): neither waits for the other's core.
 
     python benchmarks/journal.py [--pushes 100000] [--rounds 5] [--wire loopback,stub]
-                                 [--dir /tmp] [--instructions] [--profile]
+                                 [--dir /tmp] [--instructions] [--profile] [--no-pin]
 
 Ends with ``RESULT {json}``: the first wire's ``throughput_ratio``,
 ``throughput_ratio_rounds``, ``journaled_pps``, ``unjournaled_pps``, ``journaled_cpu_us``,
 ``unjournaled_cpu_us``, ``journal_cpu_us`` and ``journal_bytes_per_push`` (and, with
 ``--instructions``, the counts above); ``wire`` (which one that is), ``wires`` (every wire's
-figures), ``pushes`` and ``rounds``.
+figures), ``pushes``, ``rounds`` and ``pinned_cpus`` (``[client, server]``, or null).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ from typing import Any
 from _callgrind import per_unit
 from _sample import PUSH
 from _stubs import NoLimit, StubTransport
-from overhead import serving  # its minimal launch endpoint
+from overhead import pin, serving  # its minimal launch endpoint, and the CPUs' pinning
 
 from insider_webpush import WebPush, WebPushClient
 
@@ -188,6 +189,13 @@ def main() -> None:
         help="also count instructions per push under valgrind, on the first wire, with batches "
         "of 500 and 2500 pushes whatever --pushes says (about two minutes; load-proof)",
     )
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="do not pin this process to one CPU and the loopback server to another (pinned "
+        "by default, where there are two CPUs or more, on Linux, as overhead.py does)",
+    )
     parser.add_argument("--side", choices=("unjournaled", "journaled"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -202,18 +210,24 @@ def main() -> None:
         parser.error(f"--wire: one or both of {', '.join(WIRES)}")
 
     results: dict[str, dict[str, Any]] = {}
+    pinned: tuple[int, int] | None = None
     with contextlib.ExitStack() as servers:
         for wire in wires:
-            url = servers.enter_context(serving())[0] if wire == "loopback" else None
+            url = None
+            if wire == "loopback":
+                url, server_pid = servers.enter_context(serving())
+                if args.pin:
+                    pinned = pin(server_pid)
             if args.profile and wire == wires[0]:
                 profile(n, args.dir, url)
             results[wire] = compare(n, args.rounds, args.dir, url)
             if args.instructions and wire == wires[0]:
                 results[wire].update(count_instructions(url, 500, 2500))
 
+    where = f"; client on CPU {pinned[0]}, server on CPU {pinned[1]}" if pinned else ""
     print(
         f"journal: {n} pushes per batch through stream(), {CONCURRENCY} workers, limiter "
-        f"lifted; {args.rounds} run(s) of each side alternated, medians"
+        f"lifted; {args.rounds} run(s) of each side alternated, medians{where}"
     )
     header = f"{'wire':<9} {'batch':<12} {'pushes/s':>9} {'CPU µs/push':>12} {'journal B/push':>15}"
     print(header)
@@ -237,7 +251,7 @@ def main() -> None:
             )
     first = results[wires[0]]
     result: dict[str, Any] = {"wire": wires[0], **first}
-    result.update(pushes=n, rounds=args.rounds, wires=results)
+    result.update(pushes=n, rounds=args.rounds, wires=results, pinned_cpus=pinned)
     print("RESULT " + json.dumps(result))
 
 

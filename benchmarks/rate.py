@@ -352,7 +352,6 @@ def main() -> None:
     parser.add_argument(
         "--server-nice",
         type=int,
-        default=-20,
         metavar="N",
         help="the server process's nice value, -20 to 19 (default -20, the highest priority, "
         "when allowed: the server stands in for Insider's, which this machine's load does not "
@@ -368,6 +367,12 @@ def main() -> None:
         return
     if args.cpu_hog < 0:
         parser.error("--cpu-hog must be 0 or more")
+    if args.server_nice is None:
+        args.server_nice = -20
+    elif args.inline_server or args.redis:
+        parser.error(
+            "--server-nice is for the server's own process: not with --inline-server or --redis"
+        )
     if not -20 <= args.server_nice <= 19:
         parser.error("--server-nice must be between -20 and 19")
 

@@ -35,6 +35,19 @@ def result_of(script: str, *args: str) -> dict[str, Any]:
     return result
 
 
+def usage_error(script: str, *args: str) -> str:
+    """What the script prints to stderr when it refuses its arguments (exit status 2)."""
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stdout
+    return proc.stderr
+
+
 def test_rate(tmp_path: Path) -> None:
     plot = tmp_path / "rate.png"
     result = result_of("rate.py", "--runs", "40/0.4", "--windows", "1", "--plot", str(plot))
@@ -57,15 +70,12 @@ def test_rate_server_nice() -> None:
     # A lower priority is allowed to everyone.
     result = result_of("rate.py", "--runs", "40/0.4", "--windows", "1", "--server-nice", "5")
     assert result["server_nice"] == 5
-    proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "rate.py"), "--server-nice", "20"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
+    assert "--server-nice must be between -20 and 19" in usage_error(
+        "rate.py", "--server-nice", "20"
     )
-    assert proc.returncode == 2
-    assert "--server-nice must be between -20 and 19" in proc.stderr
+    assert "not with --inline-server" in usage_error(
+        "rate.py", "--server-nice", "0", "--inline-server"
+    )
 
 
 def test_rate_cpu_hog() -> None:
@@ -94,6 +104,18 @@ def test_journal() -> None:
             figures["journaled_pps"] / figures["unjournaled_pps"], 0.01
         )
         assert figures["journal_bytes_per_push"] > 100  # a sending and a done line a push
+    # Pinned like overhead.py where the machine has two CPUs for it.
+    if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) >= 2:
+        assert len(result["pinned_cpus"]) == 2
+    else:
+        assert result["pinned_cpus"] is None
+
+
+def test_journal_no_pin() -> None:
+    result = result_of(
+        "journal.py", "--pushes", "50", "--rounds", "1", "--wire", "loopback", "--no-pin"
+    )
+    assert result["pinned_cpus"] is None
 
 
 def test_overhead() -> None:
