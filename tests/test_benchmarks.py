@@ -19,14 +19,18 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-def result_of(script: str, *args: str) -> dict[str, Any]:
-    proc = subprocess.run(
+def run_script(script: str, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, str(BENCHMARKS / script), *args],
         capture_output=True,
         text=True,
-        timeout=90,
+        timeout=timeout,
         check=False,
     )
+
+
+def result_of(script: str, *args: str) -> dict[str, Any]:
+    proc = run_script(script, *args)
     assert proc.returncode == 0, proc.stderr
     last = proc.stdout.rstrip("\n").splitlines()[-1]
     assert last.startswith("RESULT {"), proc.stdout
@@ -37,13 +41,7 @@ def result_of(script: str, *args: str) -> dict[str, Any]:
 
 def usage_error(script: str, *args: str) -> str:
     """What the script prints to stderr when it refuses its arguments (exit status 2)."""
-    proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / script), *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    proc = run_script(script, *args, timeout=30)
     assert proc.returncode == 2, proc.stdout
     return proc.stderr
 
