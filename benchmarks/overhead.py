@@ -355,7 +355,14 @@ def pin(server_pid: int) -> tuple[int, int] | None:
     if len(cpus) < 2:
         return None
     os.sched_setaffinity(0, {cpus[0]})
-    os.sched_setaffinity(server_pid, {cpus[1]})
+    # Every thread of the server (Linux pins one thread at a time), not only its first.
+    try:
+        threads = [int(tid) for tid in os.listdir(f"/proc/{server_pid}/task")]
+    except OSError:
+        threads = [server_pid]
+    for tid in threads:
+        with contextlib.suppress(ProcessLookupError):  # a thread that has just ended
+            os.sched_setaffinity(tid, {cpus[1]})
     return cpus[0], cpus[1]
 
 

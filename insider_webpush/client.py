@@ -206,7 +206,7 @@ class WebPushClient:
             None by default.
         limiter: Replaces launch v2's shared limiter: any object with `acquire`, `penalize`
             and `paused_for` (a [`Limiter`][insider_webpush.limiter.Limiter]). None (the
-            default) shares one per event loop, base URL, key and operation.
+            default) shares one per process, base URL, key and operation.
         retry: When to try a request again; None (the default) is `RetryPolicy()`: up to
             5 attempts, only of what certainly did not go out.
         timeout: Bounds one attempt: waiting for a pooled connection, connecting and the

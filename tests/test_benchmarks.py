@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,8 @@ def test_rate(tmp_path: Path) -> None:
     if os.geteuid() == 0:
         assert result["server_nice"] == -20
     assert result["runs"][0]["server_nice"] == result["server_nice"]
+    # The grants the client's limiter made, timed at the client: never over the quota.
+    assert 0 < result["runs"][0]["client_max_in_window"] <= 40
 
 
 def test_rate_server_nice() -> None:
@@ -73,6 +76,49 @@ def test_rate_server_nice() -> None:
     )
     assert "not with --inline-server" in usage_error(
         "rate.py", "--server-nice", "0", "--inline-server"
+    )
+
+
+def test_rate_says_when_the_server_may_not_be_raised() -> None:
+    # Root without CAP_SYS_NICE (setpriv, from util-linux), or any other user, may not raise
+    # the server's priority: the run goes on at nice 0, and says so.
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        assert setpriv is not None, "setpriv (util-linux) is needed to drop CAP_SYS_NICE"
+        prefix = [setpriv, "--inh-caps=-sys_nice", "--bounding-set=-sys_nice"]
+    proc = subprocess.run(
+        [
+            *prefix,
+            sys.executable,
+            str(BENCHMARKS / "rate.py"),
+            "--runs",
+            "40/0.4",
+            "--windows",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "the server runs at nice 0, not -20" in proc.stderr
+    result = json.loads(proc.stdout.splitlines()[-1].removeprefix("RESULT "))
+    assert result["server_nice"] == 0
+    assert result["runs"][0]["client_max_in_window"] <= 40  # the client's own grants
+
+
+def test_rate_arguments() -> None:
+    assert "is not LIMIT/PERIOD" in usage_error("rate.py", "--runs", "x")
+    assert "the limit must be 1 or more" in usage_error("rate.py", "--runs", "0/1")
+    assert "the period above 0" in usage_error("rate.py", "--runs", "10/0")
+    assert "--windows must be 1 or more" in usage_error("rate.py", "--windows", "0")
+    assert "--processes must be 1 or more" in usage_error(
+        "rate.py", "--redis", "redis://127.0.0.1:1/0", "--processes", "0"
+    )
+    assert "--inline-server is not for --redis" in usage_error(
+        "rate.py", "--redis", "redis://127.0.0.1:1/0", "--inline-server"
     )
 
 
