@@ -551,6 +551,27 @@ async def test_connection_closed_while_waiting_for_the_grant_is_not_sent(
     assert sum(c.closed == "idle" for c in server.connections) == 5
 
 
+async def send_hung_up_after_the_gate(
+    client: WebPushClient, server: RawServer, title: str, *, reset: bool = False
+) -> tuple[InsiderError | LaunchResult, list[int], list[int]]:
+    """Send `title` while the server closes (`reset`: aborts) its pooled connection right
+    after the connector's check that follows the gate of the first attempt, before the
+    first byte: (the outcome, the attempts' numbers, what the hang-up returned)."""
+    loop = asyncio.get_running_loop()
+    calls: list[int] = []
+    hung_up: list[int] = []
+
+    def hang_up_after_the_gate(number: int) -> None:
+        calls.append(number)
+        if number == 1:  # runs after the gate's check, before aiohttp's body writer
+            loop.call_soon(lambda: hung_up.append(server.hang_up_idle(reset=reset)))
+
+    try:
+        return await client.send(push(title), on_attempt=hang_up_after_the_gate), calls, hung_up
+    except InsiderError as exc:
+        return exc, calls, hung_up
+
+
 async def test_server_close_after_the_pre_write_check_before_the_first_byte(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -561,25 +582,11 @@ async def test_server_close_after_the_pre_write_check_before_the_first_byte(
     the client could have known: NOT_SENT, retried on a fresh connection. (If instead the
     request was already in the server's socket when it closed, ambiguous is right.)"""
     caplog.set_level(logging.DEBUG, logger="insider_webpush")
-    loop = asyncio.get_running_loop()
-    hung_up: list[int] = []
     async with RawServer(status(200)) as server:
         async with make_client(server) as client:
             first = await send_one(client, caplog, "push 0")  # leaves a pooled connection
-
-            calls: list[int] = []
-
-            def hang_up_after_the_gate(number: int) -> None:
-                calls.append(number)
-                if number == 1:  # runs after the gate's check, before aiohttp's body writer
-                    loop.call_soon(lambda: hung_up.append(server.hang_up_idle()))
-
             start = len(caplog.records)
-            second: InsiderError | LaunchResult
-            try:
-                second = await client.send(push("push 1"), on_attempt=hang_up_after_the_gate)
-            except InsiderError as exc:
-                second = exc
+            second, calls, hung_up = await send_hung_up_after_the_gate(client, server, "push 1")
             logged = attempts_logged(caplog, start)
         await asyncio.sleep(0.05)
 
@@ -620,21 +627,12 @@ async def test_server_reset_after_the_pre_write_check_is_not_sent_and_resent(
     connection, never reported as "may have gone out". (If the request got into the
     server's socket before the reset, ambiguous is right.)"""
     caplog.set_level(logging.DEBUG, logger="insider_webpush")
-    loop = asyncio.get_running_loop()
-    hung_up: list[int] = []
     async with RawServer(status(200)) as server:
         async with make_client(server) as client:
             first = await send_one(client, caplog, "push 0")  # leaves a pooled connection
-
-            def reset_after_the_gate(number: int) -> None:
-                if number == 1:  # runs after the gate's check, before aiohttp's body writer
-                    loop.call_soon(lambda: hung_up.append(server.hang_up_idle(reset=True)))
-
-            second: InsiderError | LaunchResult
-            try:
-                second = await client.send(push("push 1"), on_attempt=reset_after_the_gate)
-            except InsiderError as exc:
-                second = exc
+            second, _, hung_up = await send_hung_up_after_the_gate(
+                client, server, "push 1", reset=True
+            )
         await asyncio.sleep(0.05)
 
     assert first.result == OK
