@@ -680,9 +680,7 @@ class _Run:
         )
         if claim is not None:
             if claim.held:
-                pending = claim.record_now(result, error)
-                if pending is not None:
-                    await pending
+                await claim.record(result, error)
             elif key is not None and (
                 (result is not None and result.replayed) or isinstance(error, DedupeConflictError)
             ):

@@ -364,16 +364,14 @@ class WireConnector(aiohttp.TCPConnector):
         attempt = _ATTEMPT.get()
         if attempt is None:
             return await super().connect(req, traces, timeout)
-        stale = 0
-        while True:
+        for _ in range(_STALE_RETRIES + 1):
             connection = await super().connect(req, traces, timeout)
             transport = connection.transport
             if transport is not None and not transport.is_closing():
                 break
             connection.close()  # closed by the server while idle; nothing taken, nothing sent
-            stale += 1
-            if stale > _STALE_RETRIES:
-                raise _StaleConnection("the server closed every connection before the request")
+        else:
+            raise _StaleConnection("the server closed every connection before the request")
         try:
             remaining = attempt.stop_clock()  # the quota's wait is not a timeout
             await attempt.gate()
