@@ -364,6 +364,9 @@ class _Job:
     launch: PreparedLaunch | None
     dedupe_key: str | None = None
     claim: Claim | None = None  # the journal's record of this position
+    # A position the JSONL journal has no line of (a fresh batch's): written without a
+    # claim, by its digest alone.
+    digest: str | None = None
     action: Action = Action.SEND
     error: InsiderError | None = None  # the item could not be prepared: nothing is sent
 
@@ -530,6 +533,12 @@ class _Run:
         if self._journal is None:
             return job
         digest = _position_digest(launch, dedupe_key) if launch is not None else ""
+        file_journal = self._file_journal
+        if file_journal is not None and launch is not None:
+            previous = file_journal.entry(index)
+            if previous is None:  # nothing journaled: send, its lines written directly
+                job.digest = digest
+                return job
         claim = Claim(
             self._journal,
             str(index),
@@ -604,6 +613,7 @@ class _Run:
         if self._halted is not None:
             return Outcome(job.index, job.push, job.campaign_id, error=self._halted)
         attempts = 0
+        digest, file_journal = job.digest, self._file_journal
         task = asyncio.current_task()
         assert task is not None
         self._waiting[job.index] = task
@@ -617,6 +627,11 @@ class _Run:
             if self._halted is not None:
                 raise self._halted
             self._waiting.pop(job.index, None)
+            if digest is not None:
+                assert file_journal is not None
+                file_journal.write_sending(job.index, digest, attempt)
+                attempts = attempt  # after the line: a failed write took nothing
+                return None
             attempts = attempt
             return claim.take_at_wire(attempt) if claim is not None else None
 
@@ -678,7 +693,18 @@ class _Run:
             if previous is not None and previous.failure is not None
             else None,
         )
-        if claim is not None:
+        if digest is not None:
+            assert file_journal is not None
+            if attempts or (
+                key is not None
+                and (
+                    (result is not None and result.replayed)
+                    or isinstance(error, DedupeConflictError)
+                )
+            ):
+                # As a held claim records below, or one decided by its dedupe key.
+                file_journal.write_outcome(job.index, digest, attempts, result, error)
+        elif claim is not None:
             if claim.held:
                 await claim.record(result, error)
             elif key is not None and (

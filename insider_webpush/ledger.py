@@ -474,8 +474,8 @@ class Claim:
             attempts = self._attempts
         else:
             attempts = self._written.attempts if self._written is not None else 0
-        if journal is not None and result is not None:  # a success: its line, at once
-            journal.write_done(int(self.key), self.digest, attempts, result.campaign_id)
+        if journal is not None:  # its only writer: no entry to compare, nothing to await
+            journal.write_outcome(int(self.key), self.digest, attempts, result, error)
             return None
         state, campaign_id, failure = State.DONE, None, None
         if result is not None:
@@ -485,10 +485,7 @@ class Claim:
             state = State.AMBIGUOUS if error.ambiguous else State.FAILED
             failure = Failure.of(error)
         entry = Entry(state, self.digest, attempts, campaign_id, failure, self._owner, time.time())
-        if journal is None:
-            return self._record(entry)
-        self._recorded(entry, journal.swap_now(self.key, entry, self._written))
-        return None
+        return self._record(entry)
 
     async def _record(self, entry: Entry) -> None:
         self._recorded(entry, await self._ledger.swap(self.key, entry, self._written))
@@ -991,6 +988,7 @@ class FileJournal:
         self._pending: list[bytes] = []
         self._size = 0
         self._file: IO[bytes] = open(path, "a+b")  # noqa: SIM115 - closed by aclose()
+        self._fd = self._file.fileno()
         try:
             if sys.platform != "win32":
                 try:
@@ -1122,13 +1120,22 @@ class FileJournal:
         write after it)."""
         if self._flush_error is not None:
             raise self._flush_error
-        self._pending.append(data)
-        self._flush()
+        pending = self._pending
+        if pending:
+            pending.append(data)
+            data = b"".join(pending)
+            pending.clear()
+        self._write_all(data)
 
     def _flush(self) -> None:
         data = b"".join(self._pending)
         self._pending.clear()
-        fd = self._file.fileno()
+        self._write_all(data)
+
+    def _write_all(self, data: bytes) -> None:
+        # The descriptor, kept: -1 once closed, so a late write fails (EBADF) rather than
+        # landing in whatever file reuses the number.
+        fd = self._fd
         try:
             done = 0
             while done < len(data):
@@ -1183,6 +1190,23 @@ class FileJournal:
         )
         return None
 
+    def write_outcome(
+        self,
+        index: int,
+        digest: str,
+        attempts: int,
+        result: LaunchResult | None,
+        error: InsiderError | None,
+    ) -> None:
+        """Append the `done` line of the push at `index`: its `result`, or else its `error`;
+        flushed within the loop iteration (see `write_done`)."""
+        if result is not None:
+            self.write_done(index, digest, attempts, result.campaign_id)
+            return
+        assert error is not None
+        state = State.AMBIGUOUS if error.ambiguous else State.FAILED
+        self._write_later(_done_line(index, digest, attempts, state, None, Failure.of(error)))
+
     # The two lines of every push, formatted directly: the same bytes json.dumps writes
     # (compact, in this key order) when every value is an int or an ASCII alphanumeric
     # string, so no escaping is needed; anything else goes through json.dumps.
@@ -1225,6 +1249,7 @@ class FileJournal:
             if self._pending and self._flush_error is None and not self._file.closed:
                 self._flush()  # the lines of the last outcomes
         finally:
+            self._fd = -1
             self._file.close()  # also releases the lock
 
 

@@ -134,6 +134,25 @@ async def test_a_claim_on_the_journal_writes_at_the_wire_without_an_await(tmp_pa
     assert shared.held
 
 
+async def test_a_write_after_closing_lands_in_no_other_file(tmp_path: Path) -> None:
+    """The journal writes through its kept descriptor; once closed, that number may belong
+    to another file: a late line raises instead of landing there."""
+    path = tmp_path / "j.jsonl"
+    journal = FileJournal(str(path))
+    number = journal._fd
+    await journal.aclose()
+    other = tmp_path / "other.bin"
+    fd = os.open(other, os.O_WRONLY | os.O_CREAT)
+    try:
+        assert fd == number  # the lowest free number: the journal's old one
+        with pytest.raises(OSError, match="Bad file descriptor") as raised:
+            journal.write_sending(1, "00112233aabbccdd", 1)
+        assert raised.value.errno == errno.EBADF
+    finally:
+        os.close(fd)
+    assert other.read_bytes() == b""
+
+
 async def test_a_full_disk_stops_the_batch_and_leaves_no_line_of_a_push_never_sent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

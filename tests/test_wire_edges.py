@@ -237,3 +237,36 @@ async def test_a_refused_connection_is_said_in_network_terms() -> None:
     assert message.startswith(f"the request failed: could not connect to 127.0.0.1:{port} (")
     assert "Client" not in message
     assert caught.value.stage is Stage.NOT_SENT
+
+
+async def test_an_answer_stalled_mid_body_gives_its_connection_back() -> None:
+    """The first answer's body stops half way; the attempt's read deadline ends it. Its
+    connection must leave the pool's only slot (closed, as its body was never read in full):
+    the next push gets a connection and goes out, instead of waiting for the pool."""
+    connections = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        first = connections == 1
+        while True:
+            await read_request(reader)
+            if first:  # 100 bytes promised, 10 sent, then nothing
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + OK[:10])
+                await writer.drain()
+                await asyncio.sleep(30)
+                return
+            writer.write(answer())
+            await writer.drain()
+
+    async with (
+        serving(handler) as url,
+        aiohttp.ClientSession(connector=WireConnector(limit=1)) as session,
+        client(url, session=session, timeout=Timeouts(total=5, pool=1, read=0.3)) as c,
+    ):
+        with pytest.raises(TransportError) as stalled:
+            await c.send(PUSH)
+        assert stalled.value.stage is Stage.SENT
+        result = await c.send(PUSH)  # pool=1 s: a slot never given back fails here
+    assert result.campaign_id == 7
+    assert connections == 2
