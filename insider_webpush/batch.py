@@ -703,7 +703,10 @@ class _Run:
                 )
             ):
                 # As a held claim records below, or one decided by its dedupe key.
-                file_journal.write_outcome(job.index, digest, attempts, result, error)
+                if result is not None:  # most of them: the success's line directly
+                    file_journal.write_done(job.index, digest, attempts, result.campaign_id)
+                else:
+                    file_journal.write_outcome(job.index, digest, attempts, None, error)
         elif claim is not None:
             if claim.held:
                 await claim.record(result, error)

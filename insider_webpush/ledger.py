@@ -1125,14 +1125,6 @@ class FileJournal:
             pending.append(data)
             data = b"".join(pending)
             pending.clear()
-        self._write_all(data)
-
-    def _flush(self) -> None:
-        data = b"".join(self._pending)
-        self._pending.clear()
-        self._write_all(data)
-
-    def _write_all(self, data: bytes) -> None:
         # The descriptor, kept: -1 once closed, so a late write fails (EBADF) rather than
         # landing in whatever file reuses the number.
         fd = self._fd
@@ -1149,6 +1141,10 @@ class FileJournal:
                 os.ftruncate(fd, self._size)
             raise
         self._size += len(data)
+
+    def _flush(self) -> None:
+        """Hand the lines waiting to the OS (raises as `_write`)."""
+        self._write(b"")
 
     def _write_later(self, data: bytes) -> None:
         """Buffer a `done` line: handed to the OS by the next `sending` line's write, or by
