@@ -693,30 +693,18 @@ class _Run:
             if previous is not None and previous.failure is not None
             else None,
         )
+        # Decided by the key's own record, nothing sent: the position keeps that outcome too,
+        # so a rerun reports it rather than sending it again (with an in-memory dedupe store,
+        # the next process has no record of the key).
+        decided_by_key = key is not None and (
+            (result is not None and result.replayed) or isinstance(error, DedupeConflictError)
+        )
         if digest is not None:
             assert file_journal is not None
-            if attempts or (
-                key is not None
-                and (
-                    (result is not None and result.replayed)
-                    or isinstance(error, DedupeConflictError)
-                )
-            ):
-                # As a held claim records below, or one decided by its dedupe key.
-                if result is not None:  # most of them: the success's line directly
-                    file_journal.write_done(job.index, digest, attempts, result.campaign_id)
-                else:
-                    file_journal.write_outcome(job.index, digest, attempts, None, error)
-        elif claim is not None:
-            if claim.held:
-                await claim.record(result, error)
-            elif key is not None and (
-                (result is not None and result.replayed) or isinstance(error, DedupeConflictError)
-            ):
-                # Decided by the key's own record, nothing sent: the position keeps that
-                # outcome too, so a rerun reports it rather than sending it again (with an
-                # in-memory dedupe store, the next process has no record of the key).
-                await claim.record(result, error)
+            if attempts or decided_by_key:  # its `sending` line written, or decided by the key
+                file_journal.write_outcome(job.index, digest, attempts, result, error)
+        elif claim is not None and (claim.held or decided_by_key):
+            await claim.record(result, error)
         return outcome
 
     @staticmethod

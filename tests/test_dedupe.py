@@ -307,6 +307,30 @@ async def test_a_journaled_batch_keeps_each_keys_outcome_at_its_position(tmp_pat
     assert all(o.from_journal and o.ok for o in again)
 
 
+async def test_a_resumed_position_decided_by_its_key_keeps_that_outcome(tmp_path: Path) -> None:
+    """A position journaled as a certain failure is sent again on the rerun; when its key was
+    launched meanwhile, the key replays it, and the journal must now hold that outcome: a
+    third run, in a process that knows no key, must not send it again."""
+    journal = tmp_path / "batch.jsonl"
+    items = [Launch(push("a"), dedupe_key="k")]
+    async with FakeInsider(api_key=KEY, partner_id=PARTNER, rate_limit=100_000) as fake:
+        fake.faults.append(Fault(status=400, at={0}))  # a certain failure: nothing launched
+        async with fake.client(limiter=SlidingWindowLimiter(100_000, 1.0), retry=FAST) as c:
+            first = await c.send_many(items, journal=journal)
+            launched = await c.send(push("a"), dedupe_key="k")  # the key, outside the batch
+            second = await c.send_many(items, journal=journal)
+            MemoryLedger._entries.clear()  # what a new process would have
+            third = await c.send_many(items, journal=journal)
+        assert len(fake.launches) == 1
+    assert not first[0].ok
+    assert second[0].result is not None
+    assert second[0].result.replayed
+    assert second[0].result.campaign_id == launched.campaign_id
+    assert third[0].from_journal
+    assert third[0].result is not None
+    assert third[0].result.campaign_id == launched.campaign_id
+
+
 async def test_a_rerun_with_other_dedupe_keys_is_a_changed_input(tmp_path: Path) -> None:
     journal = tmp_path / "batch.jsonl"
     async with FakeInsider(api_key=KEY, partner_id=PARTNER, rate_limit=100_000) as fake:
