@@ -983,8 +983,8 @@ class FileJournal:
         self._flush_error: OSError | None = None  # a write to the file failed
         # Lines not yet handed to the OS, and the file's size with every line that was: the
         # lines are written with os.write on the file's descriptor (opened to append), so a
-        # write that fails (a full disk) leaves nothing buffered to land later, and what it
-        # wrote in part is cut off (see _flush).
+        # write that fails (a full disk) leaves nothing buffered to land later, and the line
+        # it tore is cut off (see _write).
         self._pending: list[bytes] = []
         self._size = 0
         self._file: IO[bytes] = open(path, "a+b")  # noqa: SIM115 - closed by aclose()
@@ -1128,17 +1128,21 @@ class FileJournal:
         # The descriptor, kept: -1 once closed, so a late write fails (EBADF) rather than
         # landing in whatever file reuses the number.
         fd = self._fd
+        done = 0
         try:
-            done = 0
             while done < len(data):
                 done += os.write(fd, data[done:])
         except OSError as exc:
-            # Nothing of a failed write stays, whole or in part: a `sending` line that never
-            # reached the file is a push never sent, and must not read as one that may have
-            # gone out; a torn line would be dropped on reading anyway.
+            # The line the failure tore is cut off: a `sending` line that never reached the
+            # file whole is a push never sent, and must not read as one that may have gone
+            # out. The whole lines written before it stay: they can only be `done` lines
+            # waiting (a `sending` line comes last, and is whole only if the write was), each
+            # a push's true outcome, which the caller may already hold.
             self._flush_error = exc
+            kept = data.rfind(b"\n", 0, done) + 1
             with contextlib.suppress(OSError):
-                os.ftruncate(fd, self._size)
+                os.ftruncate(fd, self._size + kept)
+            self._size += kept
             raise
         self._size += len(data)
 

@@ -194,3 +194,51 @@ async def test_a_full_disk_stops_the_batch_and_leaves_no_line_of_a_push_never_se
         assert rerun[2].ambiguous
         assert [o.index for o in rerun if o.ok and not o.from_journal] == list(range(3, 10))
         assert sorted(r.body["title"] for r in fake.launches) == [f"push {i}" for i in range(10)]
+
+
+async def test_done_lines_written_whole_before_a_full_disk_stay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed write that got the waiting `done` line out whole and tore only the next
+    push's `sending` line: the `done` line stays (that push's outcome is not turned into
+    "may have gone out" on the rerun), the torn line goes, and the rerun sends the push it
+    belonged to."""
+    from insider_webpush import ledger
+    from insider_webpush.testing import FakeInsider
+
+    path = tmp_path / "j.jsonl"
+    real_write = os.write
+    writes = 0
+    failed: list[bytes] = []
+
+    def full_ten_bytes_short(fd: int, data: bytes) -> int:
+        nonlocal writes
+        writes += 1
+        if writes == 5:  # after the header and three pushes' sending lines: the disk fills
+            failed.append(data)
+            return real_write(fd, data[:-10])  # a partial write: all but 10 bytes
+        if writes > 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    async with (
+        FakeInsider(api_key="k" * 20, partner_id="10000001") as fake,
+        fake.client(retry=RetryPolicy(base=0.001, cap=0.01)) as client,
+    ):
+        monkeypatch.setattr(ledger.os, "write", full_ten_bytes_short)
+        with pytest.raises(OSError, match="No space left"):
+            await client.send_many(pushes(10), concurrency=1, journal=path)
+        monkeypatch.setattr(ledger.os, "write", real_write)
+        # The failed write held push 2's `done` line, then push 3's `sending` line.
+        assert [json.loads(line)["event"] for line in failed[0].splitlines()] == [
+            "done",
+            "sending",
+        ]
+        assert [(line["event"], line["index"]) for line in on_disk(path)][-2:] == [
+            ("sending", 2),
+            ("done", 2),
+        ]
+        rerun = await client.send_many(pushes(10), concurrency=1, journal=path)
+    assert [o.index for o in rerun if o.from_journal] == [0, 1, 2]
+    assert all(o.ok for o in rerun)
+    assert sorted(r.body["title"] for r in fake.launches) == [f"push {i}" for i in range(10)]
