@@ -376,8 +376,17 @@ def main() -> None:
         "--concurrency", type=int, default=64, help="requests in flight at once (default 64)"
     )
     parser.add_argument("--rounds", type=int, default=5, help="runs of each side (default 5)")
-    parser.add_argument("--uvloop", action="store_true", help="only the uvloop configuration")
-    parser.add_argument("--orjson", action="store_true", help="only the orjson configuration")
+    parser.add_argument(
+        "--uvloop",
+        action="store_true",
+        help="one configuration on uvloop (with --orjson: uvloop + orjson; alone: uvloop + json)",
+    )
+    parser.add_argument(
+        "--orjson",
+        action="store_true",
+        help="one configuration with orjson (with --uvloop: uvloop + orjson; alone: asyncio + "
+        "orjson, what the speed extra gives a program started with asyncio.run)",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the SDK side")
     parser.add_argument(
         "--no-pin",
@@ -432,7 +441,7 @@ def main() -> None:
 
     print(
         f"overhead: {args.requests} requests per run, concurrency {args.concurrency}, "
-        f"{args.rounds} runs of each side alternated, medians; server in another process"
+        f"{args.rounds} run(s) of each side alternated, medians; server in another process"
     )
     header = (
         f"{'configuration':<18} {'sdk µs/req':>11} {'bare µs/req':>12} {'cpu ratio':>10} "
