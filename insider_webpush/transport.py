@@ -42,6 +42,7 @@ import base64
 import concurrent.futures
 import contextlib
 import contextvars
+import math
 import select
 import threading
 import urllib.request
@@ -173,17 +174,15 @@ class _Attempt:
         "wire",
     )
 
-    def __init__(
-        self, gate: Gate, loop: asyncio.AbstractEventLoop, total: float, read: float
-    ) -> None:
+    def __init__(self, gate: Gate, loop: asyncio.AbstractEventLoop) -> None:
         self.gate = gate
         self.loop = loop
         self.gated = False  # the gate returned: the first byte is being written
         self.in_gate = False
         self.expired = False
-        self.deadline = loop.time() + total
-        self.read = read
-        self.task: asyncio.Task[Any] | None = asyncio.current_task(loop)  # loop given: no lookup
+        self.deadline = 0.0
+        self.read = math.inf
+        self.task: asyncio.Task[Any] | None = None
         self.transport: asyncio.Transport | None = None  # the connection's, after the gate
         self.wire = _UNWRITTEN  # how far the write of the request's bytes got
 
@@ -271,14 +270,16 @@ class _Deadlines:
         self._attempts: dict[_Attempt, None] = {}
         self._sweep_handle: asyncio.TimerHandle | None = None
 
-    def watch(self, attempt: _Attempt) -> dict[_Attempt, None]:
-        """Enforce `attempt`'s deadline; returns the attempts watched, for the caller to
-        drop it from (``pop(attempt, None)``) when it is over."""
-        attempts = self._attempts
-        attempts[attempt] = None
+    def watch(self, attempt: _Attempt, total: float, read: float) -> None:
+        attempt.read = read
+        attempt.task = asyncio.current_task(self.loop)  # the loop given: no lookup of it
+        attempt.deadline = self.loop.time() + total
+        self._attempts[attempt] = None
         if self._sweep_handle is None:
             self._sweep_handle = self.loop.call_later(_SWEEP_EVERY, self._sweep)
-        return attempts
+
+    def forget(self, attempt: _Attempt) -> None:
+        self._attempts.pop(attempt, None)
 
     def _sweep(self) -> None:
         now = self.loop.time()
@@ -794,9 +795,10 @@ class AiohttpTransport:
                 assert state.router is not None
                 route = state.route = state.router.route(request.url)
             headers = route.headers(headers)
-        attempt = _Attempt(gate, loop, timeouts.total, timeouts.read)
+        deadlines = state.deadlines
+        attempt = _Attempt(gate, loop)
         token = _ATTEMPT.set(attempt)
-        watched = state.deadlines.watch(attempt)
+        deadlines.watch(attempt, timeouts.total, timeouts.read)
         error: TransportError
         try:
             # Awaited rather than `async with` (two coroutines fewer on every request):
@@ -831,7 +833,7 @@ class AiohttpTransport:
             # Our deadline, not a cancellation from outside: a timeout at its stage.
             error = _failure(attempt, TimeoutError(), timeouts, request, route)
         finally:
-            watched.pop(attempt, None)
+            deadlines.forget(attempt)
             _ATTEMPT.reset(token)
         # Raised here, outside the handlers, so that aiohttp's exception (whose text a
         # misbehaving server may have filled with the key) is not kept as its __context__.
