@@ -15,7 +15,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.client_proto import ResponseHandler
 
+import insider_webpush.transport as transport_module
 from insider_webpush import (
     AuthenticationError,
     RateLimitError,
@@ -26,7 +28,13 @@ from insider_webpush import (
 )
 from insider_webpush.models import Timeouts
 from insider_webpush.outcomes import Stage
-from insider_webpush.transport import AiohttpTransport, Request, WireConnector, _Attempt
+from insider_webpush.transport import (
+    AiohttpTransport,
+    Request,
+    WireConnector,
+    _Attempt,
+    _direct_settings,
+)
 
 from .samples import MINIMAL_FIELDS
 
@@ -239,7 +247,8 @@ async def test_a_refused_connection_is_said_in_network_terms() -> None:
     assert caught.value.stage is Stage.NOT_SENT
 
 
-async def test_an_answer_stalled_mid_body_gives_its_connection_back() -> None:
+@pytest.mark.parametrize("lent", [False, True], ids=["own-session", "lent-session"])
+async def test_an_answer_stalled_mid_body_gives_its_connection_back(lent: bool) -> None:
     """The first answer's body stops half way; the attempt's read deadline ends it. Its
     connection must leave the pool's only slot (closed, as its body was never read in full):
     the next push gets a connection and goes out, instead of waiting for the pool."""
@@ -259,14 +268,206 @@ async def test_an_answer_stalled_mid_body_gives_its_connection_back() -> None:
             writer.write(answer())
             await writer.drain()
 
-    async with (
-        serving(handler) as url,
-        aiohttp.ClientSession(connector=WireConnector(limit=1)) as session,
-        client(url, session=session, timeout=Timeouts(total=5, pool=1, read=0.3)) as c,
-    ):
+    timeouts = Timeouts(total=5, pool=1, read=0.3)
+    async with contextlib.AsyncExitStack() as stack:
+        url = await stack.enter_async_context(serving(handler))
+        if lent:
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(connector=WireConnector(limit=1))
+            )
+            transport = AiohttpTransport(session)
+        else:  # the transport's own session: its exchange is made below the session
+            transport = AiohttpTransport(timeouts=timeouts, pool_size=1)
+        stack.push_async_callback(transport.aclose)
+        c = await stack.enter_async_context(client(url, transport=transport, timeout=timeouts))
         with pytest.raises(TransportError) as stalled:
             await c.send(PUSH)
         assert stalled.value.stage is Stage.SENT
         result = await c.send(PUSH)  # pool=1 s: a slot never given back fails here
     assert result.campaign_id == 7
     assert connections == 2
+
+
+# -- an own session's exchange, made below aiohttp's session --------------------------------
+
+
+def _session_requests(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The URLs that went through `ClientSession._request`, the session's plumbing."""
+    seen: list[str] = []
+    original = aiohttp.ClientSession._request
+
+    async def counted(self: aiohttp.ClientSession, method: str, url: Any, **kwargs: Any) -> Any:
+        seen.append(str(url))
+        return await original(self, method, url, **kwargs)
+
+    monkeypatch.setattr(aiohttp.ClientSession, "_request", counted)
+    return seen
+
+
+def _response_settings(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """What each request's connection was told of its answer (`set_response_params`)."""
+    seen: list[dict[str, Any]] = []
+    original = ResponseHandler.set_response_params
+
+    def recorded(self: ResponseHandler, **kwargs: Any) -> None:
+        seen.append({k: v for k, v in kwargs.items() if k != "timer"})
+        original(self, **kwargs)
+
+    monkeypatch.setattr(ResponseHandler, "set_response_params", recorded)
+    return seen
+
+
+async def _answer_each(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while True:
+        await read_request(reader)
+        writer.write(answer())
+        await writer.drain()
+
+
+async def test_an_own_session_sends_below_its_plumbing_with_the_settings_it_would_give(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The speed of issue 13: the transport's own session is not asked for each request (its
+    # default headers, cookies, traces, middlewares and redirects are none of the SDK's), but
+    # its connection is told of the answer exactly what the session would have told it.
+    through_session = _session_requests(monkeypatch)
+    settings = _response_settings(monkeypatch)
+    async with serving(_answer_each) as url:
+        async with (
+            aiohttp.ClientSession() as plain,  # what aiohttp itself gives a request
+            plain.post(url + "/x", data=b"{}") as response,
+        ):
+            await response.read()
+        async with client(url) as c:
+            result = await c.send(PUSH)
+    assert result.campaign_id == 7
+    assert through_session == [url + "/x"]  # the plain session's; none of the SDK's
+    assert len(settings) == 2
+    assert settings[1] == settings[0]
+
+
+async def test_a_lent_session_is_asked_for_each_request_and_keeps_its_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    through_session = _session_requests(monkeypatch)
+    starts: list[str] = []
+
+    async def on_start(session: Any, context: Any, params: aiohttp.TraceRequestStartParams) -> None:
+        starts.append(params.method)
+
+    traces = aiohttp.TraceConfig()
+    traces.on_request_start.append(on_start)
+    async with (
+        serving(_answer_each) as url,
+        aiohttp.ClientSession(connector=WireConnector(), trace_configs=[traces]) as session,
+        client(url, session=session) as c,
+    ):
+        result = await c.send(PUSH)
+    assert result.campaign_id == 7
+    assert len(through_session) == 1
+    assert starts == ["POST"]  # the application's own tracing of its session still sees it
+
+
+def test_an_aiohttp_whose_exchange_differs_is_driven_through_its_session(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def check() -> tuple[bool, bool, bool]:
+        async with aiohttp.ClientSession(connector=WireConnector()) as session:
+            today = _direct_settings(session) is not None
+            with monkeypatch.context() as changed:
+
+                def fewer(self: Any, *, timer: Any = None, skip_payload: bool = False) -> None:
+                    pass
+
+                changed.setattr(ResponseHandler, "set_response_params", fewer)
+                fewer_settings = _direct_settings(session) is None
+            with monkeypatch.context() as changed:
+                changed.setattr(aiohttp.ClientRequest, "send", lambda self, conn: None)
+                not_awaited = _direct_settings(session) is None
+        return today, fewer_settings, not_awaited
+
+    assert asyncio.run(check()) == (True, True, True)
+
+
+async def test_an_own_session_falls_back_to_its_request_on_another_aiohttp(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(transport_module, "_direct_settings", lambda session: None)
+    through_session = _session_requests(monkeypatch)
+    async with serving(_answer_each) as url, client(url) as c:
+        result = await c.send(PUSH)
+    assert result.campaign_id == 7
+    assert through_session == [url + "/v2/single/campaign_id"]
+
+
+async def test_an_own_session_keeps_no_cookies() -> None:
+    # A load balancer's sticky cookie is not sent back: each launch stands alone, and the
+    # session's cookie jar is part of the plumbing an own session's exchange skips.
+    heads: list[bytes] = []
+
+    async def sets_a_cookie(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head, _ = await read_request(reader)
+            heads.append(head)
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nSet-Cookie: AWSALB=sticky; Path=/\r\n"
+                b"Content-Length: " + str(len(OK)).encode() + b"\r\n\r\n" + OK
+            )
+            await writer.drain()
+
+    async with serving(sets_a_cookie) as url, client(url.replace("127.0.0.1", "localhost")) as c:
+        await c.send(PUSH)  # by name: aiohttp's cookie jar takes none from an IP address
+        await c.send(PUSH)
+    assert len(heads) == 2
+    assert b"cookie:" not in heads[1].lower()
+
+
+async def test_each_request_goes_to_its_own_url() -> None:
+    # The last URL is kept parsed: a request to another one must not reuse it.
+    lines: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head, _ = await read_request(reader)
+            lines.append(head.split(b"\r\n", 1)[0])
+            writer.write(answer())
+            await writer.drain()
+
+    async with serving(record) as url, client(url) as c:
+        await c.send(PUSH)
+        await c.send(PUSH, campaign_id=41)
+        await c.send(PUSH, campaign_id=41)
+        await c.send(PUSH)
+    assert lines == [
+        b"POST /v2/single/campaign_id HTTP/1.1",
+        b"POST /v2/single/41 HTTP/1.1",
+        b"POST /v2/single/41 HTTP/1.1",
+        b"POST /v2/single/campaign_id HTTP/1.1",
+    ]
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://127.0.0.1/v2/single/1", "http:///v2/single/1", "http://[::1/"]
+)
+@pytest.mark.parametrize("lent", [False, True], ids=["own-session", "lent-session"])
+async def test_a_url_aiohttp_cannot_send_to_is_not_sent(url: str, lent: bool) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        session = None
+        if lent:
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(connector=WireConnector())
+            )
+        transport = AiohttpTransport(session)
+        stack.push_async_callback(transport.aclose)
+        gated = False
+
+        async def gate() -> None:
+            nonlocal gated
+            gated = True
+
+        request = Request("POST", url, b"{}", {"Authorization": f"Bearer {KEY}"})
+        with pytest.raises(TransportError) as caught:
+            await transport.send(request, gate, Timeouts())
+    assert caught.value.stage is Stage.NOT_SENT
+    assert not gated
+    assert KEY not in str(caught.value)
