@@ -471,3 +471,20 @@ async def test_a_url_aiohttp_cannot_send_to_is_not_sent(url: str, lent: bool) ->
     assert caught.value.stage is Stage.NOT_SENT
     assert not gated
     assert KEY not in str(caught.value)
+
+
+async def test_an_own_session_never_resends_a_request_by_itself() -> None:
+    # aiohttp's session resends an idempotent request (a DELETE) once when the connection
+    # drops before the answer; the SDK's own sessions leave every resend to the retry policy,
+    # so with RetryPolicy.never() the server sees the request once.
+    seen: list[bytes] = []
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head, _ = await read_request(reader)
+        seen.append(head.split(b"\r\n", 1)[0])  # then closed without an answer
+
+    async with serving(hang_up) as url, client(url) as c:
+        with pytest.raises(TransportError) as caught:
+            await c.delete(41)
+    assert caught.value.stage is Stage.SENT
+    assert seen == [b"DELETE /v1/single/41 HTTP/1.1"]
