@@ -328,8 +328,18 @@ def _closed(transport: asyncio.Transport) -> bool:
     return bool(poller.poll(0))
 
 
-class _StaleConnection(Exception):
+class _WireFault(Exception):
+    """A failure the transport itself finds; its text is said as it is."""
+
+
+class _StaleConnection(_WireFault):
     pass
+
+
+class _NotResent(_WireFault):
+    """aiohttp's session resending, on its own, a request whose connection failed (it does so
+    once for an idempotent method, e.g. DELETE): refused before a second grant is taken, so
+    the attempt ends at the stage its one request reached and the retry policy decides."""
 
 
 class _GateError(Exception):
@@ -370,6 +380,8 @@ class WireConnector(aiohttp.TCPConnector):
         attempt = _ATTEMPT.get()
         if attempt is None:
             return await super().connect(req, traces, timeout)
+        if attempt.gated:
+            raise _NotResent("the connection broke")
         for _ in range(_STALE_RETRIES + 1):
             connection = await super().connect(req, traces, timeout)
             transport = connection.transport
@@ -558,12 +570,20 @@ class _Router:
 # differs from the one checked below (`_direct_settings`).
 
 _NO_TIMER: Final = TimerNoop()  # total=None: aiohttp's session gives the same
+_DIRECT_AIOHTTP: Final = ("3.14.",)  # checked: 3.14.4 and 3.14.5 (the same steps)
 
 
 def _direct_settings(session: aiohttp.ClientSession) -> dict[str, Any] | None:
     """What `set_response_params` gets from `session` for each of its requests; None when
     this aiohttp's API for an exchange is not the one `_exchange` drives (then the session's
-    `request` is used)."""
+    `request` is used).
+
+    Only the aiohttp releases `_exchange` was checked against (`_DIRECT_AIOHTTP`, whose
+    `_connect_and_send_request` it follows step by step) are driven directly: a later one may
+    add a step, or a setting with a default, that the signatures below would not reveal.
+    """
+    if not aiohttp.__version__.startswith(_DIRECT_AIOHTTP):
+        return None
     try:
         connector = session.connector
         settings: dict[str, Any] = {
@@ -602,11 +622,23 @@ def _direct_settings(session: aiohttp.ClientSession) -> dict[str, Any] | None:
 
 
 def _parse_url(url: str) -> URL:
-    """`url` as yarl's URL (aiohttp refuses one with no host or another scheme itself)."""
+    """`url` as yarl's URL (aiohttp refuses one with no host or another scheme itself).
+
+    Raises:
+        ValueError: The URL holds credentials (`user:password@`), which aiohttp would send
+            in place of the request's `Authorization` header; `session.request` refuses them
+            too. The message does not repeat the URL.
+    """
     try:
-        return URL(url)
+        parsed = URL(url)
     except ValueError as exc:
         raise aiohttp.InvalidUrlClientError(url) from exc
+    if parsed.raw_user is not None or parsed.raw_password is not None:
+        raise ValueError(
+            "the request's URL holds credentials (user:password@); the request's own "
+            "Authorization header is sent, never a URL's"
+        )
+    return parsed
 
 
 async def _exchange(
@@ -639,7 +671,8 @@ async def _exchange(
     connection = await connector.connect(request, traces=[], timeout=timeout)
     protocol = connection.protocol
     assert protocol is not None
-    protocol.set_response_params(timer=_NO_TIMER, skip_payload=method == "HEAD", **state.direct)
+    skip_payload = request.method == "HEAD"  # upper-cased by ClientRequest
+    protocol.set_response_params(timer=_NO_TIMER, skip_payload=skip_payload, **state.direct)
     try:
         response = await request.send(connection)
         try:
@@ -739,9 +772,12 @@ class AiohttpTransport:
     is used in, on first use there (successive `asyncio.run` calls, or threads that each run
     a loop, all work), and closes it when that loop shuts down through `asyncio.run` or
     `asyncio.Runner`, or in `aclose`. Its own sessions keep no cookies (each request stands
-    alone: a load balancer's sticky cookie is not sent back) and never resend a request by
-    themselves: only the client's retry policy does. A lent session's requests go through its
-    `request`, with its traces, middlewares, default headers and cookies.
+    alone: a load balancer's sticky cookie is not sent back). A lent session's requests go
+    through its `request`, with its traces, middlewares, default headers and cookies. No
+    session resends a request by itself (aiohttp's session would resend an idempotent one,
+    e.g. a DELETE, whose connection failed, taking a second grant): only the client's retry
+    policy resends, and a URL holding credentials (`user:password@`) is refused
+    (`ValueError`), as its Basic auth would replace the request's key.
 
     Proxies: `proxy` when given, for every request; otherwise the environment's
     `HTTPS_PROXY` (https:// URLs) or `HTTP_PROXY` (http:// URLs), bypassed for the hosts of
@@ -958,7 +994,7 @@ class AiohttpTransport:
             error = _proxy_refused(route.proxy, 407)
         except _GateError as failed:
             raise failed.error from None  # as the gate raised it: nothing was written
-        except (aiohttp.ClientError, OSError, _StaleConnection) as exc:
+        except (aiohttp.ClientError, OSError, _WireFault) as exc:
             error = _failure(attempt, exc, timeouts, request, route)
         except asyncio.CancelledError:
             task = attempt.task
@@ -1073,6 +1109,8 @@ def _refusal(proxy: _Proxy, status: int) -> str:
 
 def _plain(exc: BaseException, proxy: _Proxy | None = None) -> str:
     """What went wrong, in network terms rather than aiohttp's class names."""
+    if isinstance(exc, _WireFault):
+        return str(exc)
     if isinstance(exc, aiohttp.ClientHttpProxyError) and proxy is not None:
         return _refusal(proxy, exc.status)  # the CONNECT was answered with an error
     if isinstance(exc, aiohttp.ClientProxyConnectionError) and proxy is not None:

@@ -473,18 +473,145 @@ async def test_a_url_aiohttp_cannot_send_to_is_not_sent(url: str, lent: bool) ->
     assert KEY not in str(caught.value)
 
 
-async def test_an_own_session_never_resends_a_request_by_itself() -> None:
-    # aiohttp's session resends an idempotent request (a DELETE) once when the connection
-    # drops before the answer; the SDK's own sessions leave every resend to the retry policy,
-    # so with RetryPolicy.never() the server sees the request once.
+@pytest.mark.parametrize("mode", ["own-session", "lent-session", "own-session-fallback"])
+async def test_no_session_resends_a_request_by_itself(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # aiohttp's session resends an idempotent request (a DELETE) once when its connection
+    # fails before the answer, through the connector and so through the gate: a second grant,
+    # and the server carries it out twice. The transport refuses that resend, so with
+    # RetryPolicy.never() the server sees the request once, the gate runs once, and the
+    # attempt ends at the stage its one request reached (SENT: ambiguous).
     seen: list[bytes] = []
 
     async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head, _ = await read_request(reader)
         seen.append(head.split(b"\r\n", 1)[0])  # then closed without an answer
 
-    async with serving(hang_up) as url, client(url) as c:
+    if mode == "own-session-fallback":
+        monkeypatch.setattr(transport_module, "_direct_settings", lambda session: None)
+    gates = 0
+    stop_clock = _Attempt.stop_clock
+
+    def counted(self: _Attempt) -> float:
+        nonlocal gates
+        gates += 1
+        return stop_clock(self)
+
+    monkeypatch.setattr(_Attempt, "stop_clock", counted)
+    async with contextlib.AsyncExitStack() as stack:
+        url = await stack.enter_async_context(serving(hang_up))
+        session = None
+        if mode == "lent-session":
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(connector=WireConnector())
+            )
+        c = await stack.enter_async_context(client(url, session=session))
         with pytest.raises(TransportError) as caught:
             await c.delete(41)
     assert caught.value.stage is Stage.SENT
+    assert str(caught.value).startswith("the request failed: ")
     assert seen == [b"DELETE /v1/single/41 HTTP/1.1"]
+    assert gates == 1
+
+
+def test_the_direct_exchange_is_used_only_on_the_aiohttp_it_was_checked_against(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def settings() -> dict[str, Any] | None:
+        async with aiohttp.ClientSession(connector=WireConnector()) as session:
+            return _direct_settings(session)
+
+    assert asyncio.run(settings()) is not None  # the installed 3.14
+    monkeypatch.setattr(aiohttp, "__version__", "3.15.0")
+    assert asyncio.run(settings()) is None
+
+
+@pytest.mark.parametrize("lent", [False, True], ids=["own-session", "lent-session"])
+async def test_a_url_with_credentials_is_refused_and_not_sent(lent: bool) -> None:
+    # aiohttp would send the URL's user:password as Basic auth in place of the key.
+    seen: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head, _ = await read_request(reader)
+        seen.append(head)
+
+    gated = False
+
+    async def gate() -> None:
+        nonlocal gated
+        gated = True
+
+    async with contextlib.AsyncExitStack() as stack:
+        url = await stack.enter_async_context(serving(record))
+        session = None
+        if lent:
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(connector=WireConnector())
+            )
+        transport = AiohttpTransport(session)
+        stack.push_async_callback(transport.aclose)
+        with_credentials = url.replace("http://", "http://user:hunter2@") + "/v2/single/1"
+        request = Request("POST", with_credentials, b"{}", {"Authorization": f"Bearer {KEY}"})
+        with pytest.raises(ValueError, match="credentials") as caught:
+            await transport.send(request, gate, Timeouts())
+    assert "hunter2" not in str(caught.value)
+    assert not gated
+    assert seen == []
+
+
+@pytest.mark.parametrize("lent", [False, True], ids=["own-session", "lent-session"])
+async def test_a_head_request_in_lower_case_reads_no_body(lent: bool) -> None:
+    # An answer to HEAD has a Content-Length but no body: waiting for one would stall.
+    async def head_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(5)
+
+    async with contextlib.AsyncExitStack() as stack:
+        url = await stack.enter_async_context(serving(head_answer))
+        session = None
+        if lent:
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(connector=WireConnector())
+            )
+        transport = AiohttpTransport(session)
+        stack.push_async_callback(transport.aclose)
+
+        async def gate() -> None:
+            pass
+
+        request = Request("head", url + "/v2/single/1", b"", {})
+        response = await transport.send(request, gate, Timeouts(total=2, read=1))
+    assert (response.status, response.body) == (200, b"")
+
+
+async def test_a_connection_closed_during_the_gate_is_said_in_plain_words() -> None:
+    async def answer_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(answer())
+        await writer.drain()
+        await asyncio.sleep(0.1)  # idle, pooled by the client: then closed
+
+    async def at_once() -> None:
+        pass
+
+    async def slow_grant() -> None:
+        await asyncio.sleep(0.4)  # the server closes the pooled connection meanwhile
+
+    transport = AiohttpTransport()
+    try:
+        async with serving(answer_then_close) as url:
+            request = Request("POST", url + "/v2/single/1", b"{}", {})
+            first = await transport.send(request, at_once, Timeouts())
+            assert first.status == 200
+            with pytest.raises(TransportError) as caught:
+                await transport.send(request, slow_grant, Timeouts())
+    finally:
+        await transport.aclose()
+    assert caught.value.stage is Stage.NOT_SENT
+    assert str(caught.value) == (
+        "the request failed: the connection closed while the request waited for its quota, "
+        "before any byte of it was sent; it is safe to send again"
+    )
