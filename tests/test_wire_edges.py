@@ -317,6 +317,17 @@ def _response_settings(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     return seen
 
 
+async def transport_on(stack: contextlib.AsyncExitStack, lent: bool) -> AiohttpTransport:
+    """A transport on its own sessions, or (`lent`) on a lent `WireConnector` session;
+    closed, with the session, when `stack` closes."""
+    session = None
+    if lent:
+        session = await stack.enter_async_context(aiohttp.ClientSession(connector=WireConnector()))
+    transport = AiohttpTransport(session)
+    stack.push_async_callback(transport.aclose)
+    return transport
+
+
 async def _answer_each(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     while True:
         await read_request(reader)
@@ -452,13 +463,7 @@ async def test_each_request_goes_to_its_own_url() -> None:
 @pytest.mark.parametrize("lent", [False, True], ids=["own-session", "lent-session"])
 async def test_a_url_aiohttp_cannot_send_to_is_not_sent(url: str, lent: bool) -> None:
     async with contextlib.AsyncExitStack() as stack:
-        session = None
-        if lent:
-            session = await stack.enter_async_context(
-                aiohttp.ClientSession(connector=WireConnector())
-            )
-        transport = AiohttpTransport(session)
-        stack.push_async_callback(transport.aclose)
+        transport = await transport_on(stack, lent)
         gated = False
 
         async def gate() -> None:
@@ -544,13 +549,7 @@ async def test_a_url_with_credentials_is_refused_and_not_sent(lent: bool) -> Non
 
     async with contextlib.AsyncExitStack() as stack:
         url = await stack.enter_async_context(serving(record))
-        session = None
-        if lent:
-            session = await stack.enter_async_context(
-                aiohttp.ClientSession(connector=WireConnector())
-            )
-        transport = AiohttpTransport(session)
-        stack.push_async_callback(transport.aclose)
+        transport = await transport_on(stack, lent)
         with_credentials = url.replace("http://", "http://user:hunter2@") + "/v2/single/1"
         request = Request("POST", with_credentials, b"{}", {"Authorization": f"Bearer {KEY}"})
         with pytest.raises(ValueError, match="credentials") as caught:
@@ -571,13 +570,7 @@ async def test_a_head_request_in_lower_case_reads_no_body(lent: bool) -> None:
 
     async with contextlib.AsyncExitStack() as stack:
         url = await stack.enter_async_context(serving(head_answer))
-        session = None
-        if lent:
-            session = await stack.enter_async_context(
-                aiohttp.ClientSession(connector=WireConnector())
-            )
-        transport = AiohttpTransport(session)
-        stack.push_async_callback(transport.aclose)
+        transport = await transport_on(stack, lent)
 
         async def gate() -> None:
             pass
