@@ -652,7 +652,7 @@ async def _exchange(
 ) -> aiohttp.ClientResponse:
     """One request and its answer's head, as `ClientSession._request` makes them, without
     its plumbing; the body is then read with `read()`, which releases the connection."""
-    proxy = route.proxy_url if route is not None else None
+    traces: list[Any] = []  # none: one list for the request and the connector, as aiohttp's
     request = aiohttp.ClientRequest(
         method,
         url,
@@ -661,14 +661,14 @@ async def _exchange(
         loop=state.loop,
         session=state.session,
         timer=_NO_TIMER,
-        traces=[],
-        proxy=proxy,
+        traces=traces,
+        proxy=route.proxy_url if route is not None else None,
         proxy_headers=route.proxy_headers if route is not None else None,
     )
     connector = state.session.connector
     assert connector is not None
     assert state.direct is not None
-    connection = await connector.connect(request, traces=[], timeout=timeout)
+    connection = await connector.connect(request, traces=traces, timeout=timeout)
     protocol = connection.protocol
     assert protocol is not None
     skip_payload = request.method == "HEAD"  # upper-cased by ClientRequest
@@ -960,24 +960,19 @@ class AiohttpTransport:
             # Awaited rather than `async with` (two coroutines fewer on every request):
             # aiohttp's read() releases the connection at the body's end and closes it on
             # any failure, a cancellation included, which is all the context did here.
+            payload = _WireBody(request.body, attempt)
             if state.direct is not None:
                 url = state.url
                 if url[0] != request.url:
                     url = state.url = (request.url, _parse_url(request.url))
                 response = await _exchange(
-                    state,
-                    request.method,
-                    url[1],
-                    _WireBody(request.body, attempt),
-                    headers,
-                    route,
-                    cached[1],
+                    state, request.method, url[1], payload, headers, route, cached[1]
                 )
             else:
                 response = await state.session.request(
                     request.method,
                     request.url,
-                    data=_WireBody(request.body, attempt),
+                    data=payload,
                     headers=headers,
                     timeout=cached[1],
                     allow_redirects=False,
