@@ -24,7 +24,10 @@ table shows the median of each side.
   CPU is not counted); ``journal_cpu_us``: journaled minus unjournaled;
 - **``throughput_ratio``**: journaled ÷ unjournaled pushes/s (1.0: the journal is free), the
   median of the rounds' ratios (each round's two runs ran side by side);
-  ``throughput_ratio_rounds`` lists them.
+  ``throughput_ratio_rounds`` lists them, and ``throughput_ratio_ci95`` is the interval
+  ``[low, high]`` of those rounds that holds the true median with 95 % confidence whatever
+  the machine's noise (``_spread.median_interval``; null under 6 rounds): a target inside
+  it is not settled by the run.
 
 CPU time on a shared machine moves by 10-20 % from run to run. ``--instructions`` also counts
 the client's instructions per push of each side on the first wire under valgrind's callgrind
@@ -44,8 +47,9 @@ thousand pushes is too short for CPU time: its ratio can come out above 1.
                                  [--dir /tmp] [--instructions] [--profile] [--no-pin]
 
 Ends with ``RESULT {json}``: the first wire's ``throughput_ratio``,
-``throughput_ratio_rounds``, ``journaled_pps``, ``unjournaled_pps``, ``journaled_cpu_us``,
-``unjournaled_cpu_us``, ``journal_cpu_us`` and ``journal_bytes_per_push`` (and, with
+``throughput_ratio_rounds``, ``throughput_ratio_ci95``, ``journaled_pps``,
+``unjournaled_pps``, ``journaled_cpu_us``, ``unjournaled_cpu_us``, ``journal_cpu_us`` and
+``journal_bytes_per_push`` (and, with
 ``--instructions``, the counts above); ``wire`` (which one that is), ``wires`` (every wire's
 figures), ``pushes``, ``rounds`` and ``pinned_cpus`` (``[client, server]``, or null).
 """
@@ -69,6 +73,7 @@ from typing import Any
 
 from _callgrind import per_unit
 from _sample import PUSH
+from _spread import median_interval
 from _stubs import NoLimit, StubTransport
 from overhead import pin, serving  # its minimal launch endpoint, and the CPUs' pinning
 
@@ -130,6 +135,7 @@ def compare(n: int, rounds: int, folder: str | None, url: str | None) -> dict[st
     rounds_ratios = [u[0] / j[0] for u, j in zip(samples[False], samples[True], strict=True)]
     figures["throughput_ratio"] = round(statistics.median(rounds_ratios), 3)
     figures["throughput_ratio_rounds"] = [round(r, 3) for r in rounds_ratios]
+    figures["throughput_ratio_ci95"] = median_interval(figures["throughput_ratio_rounds"])
     figures["journal_cpu_us"] = round(
         figures["journaled_cpu_us"] - figures["unjournaled_cpu_us"], 2
     )
@@ -242,9 +248,12 @@ def main() -> None:
                 f"{wire:<9} {name:<12} {r[f'{name}_pps']:>9} {r[f'{name}_cpu_us']:>12.2f} "
                 f"{size:>15}"
             )
+        interval = r["throughput_ratio_ci95"]
+        within = f" (95 % interval {interval[0]:.3f}-{interval[1]:.3f})" if interval else ""
         print(
             f"{wire:<9} throughput ratio (journaled / unjournaled, the rounds' median) "
-            f"{r['throughput_ratio']:.3f}; the journal's CPU per push {r['journal_cpu_us']:.2f} µs"
+            f"{r['throughput_ratio']:.3f}{within}; the journal's CPU per push "
+            f"{r['journal_cpu_us']:.2f} µs"
         )
         if "throughput_ratio_instructions" in r:
             print(

@@ -34,7 +34,11 @@ cProfile of the SDK side.
 Ends with ``RESULT {json}``: ``sdk_cpu_us``, ``bare_cpu_us``, ``cpu_ratio`` (SDK without
 the extra / bare ``json=``), ``sdk_rps``, ``bare_rps`` (and ``sdk_own_us``) for the stdlib
 asyncio configuration; ``cpu_ratio_speed`` (the SDK with the extra, on uvloop with orjson /
-bare ``json=`` on asyncio); and ``variants`` for the other configurations, like for like.
+bare ``json=`` on asyncio); ``cpu_ratio_ci95`` and ``cpu_ratio_speed_ci95``, the interval
+``[low, high]`` of the rounds' ratios that holds each true median with 95 % confidence
+whatever the machine's noise (``_spread.median_interval``; null under 6 rounds: a target
+inside it is not settled by the run); and ``variants`` for the other configurations, like
+for like.
 ``--instructions`` adds ``sdk_instructions``, ``bare_instructions`` and ``instruction_ratio``
 (SDK ÷ bare, both on asyncio with ``json``) and, where uvloop and orjson are installed,
 ``sdk_speed_instructions`` and ``instruction_ratio_speed`` (the SDK with the extra on uvloop ÷
@@ -64,6 +68,7 @@ from typing import Any
 import aiohttp
 from _callgrind import per_unit
 from _sample import PUSH
+from _spread import median_interval
 from _stubs import ANSWER, NoLimit, StubTransport
 
 from insider_webpush import WebPushClient, codec, push_to_dict
@@ -295,6 +300,7 @@ def compare(
         figures["cpu_ratio_rounds"] = [
             round(r[config]["sdk"] / r[config]["bare"], 3) for r in per_round
         ]
+        figures["cpu_ratio_ci95"] = median_interval(figures["cpu_ratio_rounds"])
         figures["rps_ratio"] = round(figures["sdk_rps"] / figures["bare_rps"], 3)
         # The same calls through a stub session: the CPU the SDK's own code adds per request.
         sdk_own, bare_own = (statistics.median(own[config][side]) / stub_n * 1e6 for side in SIDES)
@@ -455,22 +461,25 @@ def main() -> None:
             f"{r['cpu_ratio']:>9.3f}x {r['sdk_rps']:>10} {r['bare_rps']:>11} "
             f"{r['sdk_own_us']:>10.2f}"
         )
+    for name, r in results.items():
+        if r["cpu_ratio_ci95"] is not None:
+            low, high = r["cpu_ratio_ci95"]
+            print(f"{name}: cpu ratio's 95 % interval {low:.3f}-{high:.3f}")
     first, *rest = results
     result = {k: v for k, v in results[first].items() if k != "rps_ratio"}
     speed = results.get("uvloop + orjson")
     if first == "asyncio + json" and speed is not None:
         # The SDK with the `speed` extra (uvloop, orjson) against plain aiohttp `json=` on
         # asyncio, what a caller without the SDK writes: the median of each round's ratio.
-        result["cpu_ratio_speed"] = round(
-            statistics.median(
-                r[(True, True)]["sdk"] / r[(False, False)]["bare"] for r in per_round
-            ),
-            3,
-        )
+        speed_rounds = [r[(True, True)]["sdk"] / r[(False, False)]["bare"] for r in per_round]
+        result["cpu_ratio_speed"] = round(statistics.median(speed_rounds), 3)
+        result["cpu_ratio_speed_ci95"] = median_interval([round(r, 3) for r in speed_rounds])
+        interval = result["cpu_ratio_speed_ci95"]
         print(
             f"with the speed extra: SDK {speed['sdk_cpu_us']:.1f} µs / bare json= "
             f"{results[first]['bare_cpu_us']:.1f} µs; the rounds' median ratio "
             f"{result['cpu_ratio_speed']:.3f}x"
+            + (f" (95 % interval {interval[0]:.3f}-{interval[1]:.3f})" if interval else "")
         )
     result["configuration"] = first
     result["variants"] = {name: results[name] for name in rest}

@@ -144,6 +144,7 @@ def test_journal() -> None:
             assert figures[key] > 0, key
         # One round: its ratio is the ratio of the two sides' pushes/s.
         assert figures["throughput_ratio_rounds"] == [figures["throughput_ratio"]]
+        assert figures["throughput_ratio_ci95"] is None  # too few rounds for an interval
         assert figures["throughput_ratio"] == pytest.approx(
             figures["journaled_pps"] / figures["unjournaled_pps"], 0.01
         )
@@ -153,6 +154,44 @@ def test_journal() -> None:
         assert len(result["pinned_cpus"]) == 2
     else:
         assert result["pinned_cpus"] is None
+
+
+def test_journal_interval_of_six_rounds() -> None:
+    """Six rounds are the fewest with a 95 % interval of their median: the lowest and the
+    highest round."""
+    result = result_of("journal.py", "--pushes", "60", "--rounds", "6", "--wire", "stub")
+    rounds = result["throughput_ratio_rounds"]
+    assert len(rounds) == 6
+    assert result["throughput_ratio_ci95"] == [min(rounds), max(rounds)]
+
+
+def _spread() -> Any:
+    spec = importlib.util.spec_from_file_location("_spread", BENCHMARKS / "_spread.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("n", "expected"),
+    [
+        (0, None),
+        (5, None),  # all five on one side of the median: 1 chance in 16, over 5 %
+        (6, [1, 6]),  # ... of six: 1 in 32
+        (9, [2, 8]),
+        (15, [4, 12]),  # P(3 or fewer of 15 below) = 1.76 %; 4 or fewer: 5.9 %
+        (36, [12, 25]),
+    ],
+)
+def test_median_interval(n: int, expected: list[int] | None) -> None:
+    values = list(range(n, 0, -1))  # unsorted: the interval sorts them
+    assert _spread().median_interval(values) == expected
+
+
+def test_median_interval_at_another_confidence() -> None:
+    assert _spread().median_interval(list(range(1, 6)), confidence=0.9) == [1, 5]
 
 
 def test_journal_no_pin() -> None:
@@ -170,6 +209,7 @@ def test_overhead() -> None:
         assert result[key] > 0, key
     assert result["cpu_ratio"] == pytest.approx(result["sdk_cpu_us"] / result["bare_cpu_us"], 0.01)
     assert result["cpu_ratio_rounds"] == [result["cpu_ratio"]]  # one round
+    assert result["cpu_ratio_ci95"] is None  # too few rounds for an interval
     assert "pinned_cpus" in result
 
 
