@@ -2,8 +2,10 @@
 
 The ratios of paired rounds (both sides of a round run side by side) move by far more than
 the differences measured on a shared machine, and not in any known distribution. The
-interval here assumes none: it is the sign test's interval for the median, read off the
-sorted rounds (order statistics).
+interval here assumes no shape for that noise, only that the rounds are independent draws
+of it: it is the sign test's interval for the median, read off the sorted rounds (order
+statistics). A machine whose speed drifts during a run breaks that assumption, and then
+the interval is too narrow.
 """
 
 from __future__ import annotations

@@ -24,10 +24,9 @@ table shows the median of each side.
   CPU is not counted); ``journal_cpu_us``: journaled minus unjournaled;
 - **``throughput_ratio``**: journaled ÷ unjournaled pushes/s (1.0: the journal is free), the
   median of the rounds' ratios (each round's two runs ran side by side);
-  ``throughput_ratio_rounds`` lists them, and ``throughput_ratio_ci95`` is the interval
-  ``[low, high]`` of those rounds that holds the true median with 95 % confidence whatever
-  the machine's noise (``_spread.median_interval``; null under 6 rounds): a target inside
-  it is not settled by the run.
+  ``throughput_ratio_rounds`` lists them, and ``throughput_ratio_ci95`` is the median's
+  95 % interval ``[low, high]``, two of those rounds (``_spread.median_interval``; null
+  under 6 rounds, so ``--rounds 6`` or more: see benchmarks/README.md, Definitions).
 
 CPU time on a shared machine moves by 10-20 % from run to run. ``--instructions`` also counts
 the client's instructions per push of each side on the first wire under valgrind's callgrind
@@ -249,7 +248,11 @@ def main() -> None:
                 f"{size:>15}"
             )
         interval = r["throughput_ratio_ci95"]
-        within = f" (95 % interval {interval[0]:.3f}-{interval[1]:.3f})" if interval else ""
+        within = (
+            f" (95 % interval {interval[0]:.3f}-{interval[1]:.3f})"
+            if interval
+            else " (no 95 % interval under 6 rounds: --rounds 6 or more)"
+        )
         print(
             f"{wire:<9} throughput ratio (journaled / unjournaled, the rounds' median) "
             f"{r['throughput_ratio']:.3f}{within}; the journal's CPU per push "

@@ -34,11 +34,11 @@ cProfile of the SDK side.
 Ends with ``RESULT {json}``: ``sdk_cpu_us``, ``bare_cpu_us``, ``cpu_ratio`` (SDK without
 the extra / bare ``json=``), ``sdk_rps``, ``bare_rps`` (and ``sdk_own_us``) for the stdlib
 asyncio configuration; ``cpu_ratio_speed`` (the SDK with the extra, on uvloop with orjson /
-bare ``json=`` on asyncio); ``cpu_ratio_ci95`` and ``cpu_ratio_speed_ci95``, the interval
-``[low, high]`` of the rounds' ratios that holds each true median with 95 % confidence
-whatever the machine's noise (``_spread.median_interval``; null under 6 rounds: a target
-inside it is not settled by the run); and ``variants`` for the other configurations, like
-for like.
+bare ``json=`` on asyncio) and ``cpu_ratio_speed_rounds``; ``cpu_ratio_ci95`` and
+``cpu_ratio_speed_ci95``, each median's 95 % interval ``[low, high]``, two of the rounds'
+own ratios (``_spread.median_interval``; null under 6 rounds, so ``--rounds 6`` or more:
+see benchmarks/README.md, Definitions); and ``variants`` for the other configurations,
+like for like.
 ``--instructions`` adds ``sdk_instructions``, ``bare_instructions`` and ``instruction_ratio``
 (SDK ÷ bare, both on asyncio with ``json``) and, where uvloop and orjson are installed,
 ``sdk_speed_instructions`` and ``instruction_ratio_speed`` (the SDK with the extra on uvloop ÷
@@ -123,8 +123,10 @@ def serving() -> Iterator[tuple[str, int]]:
         yield f"http://127.0.0.1:{int(server.stdout.readline())}", server.pid
     finally:
         assert server.stdin is not None
+        assert server.stdout is not None
         server.stdin.close()
         server.wait(timeout=10)
+        server.stdout.close()  # no ResourceWarning under `python -X dev`
 
 
 def run(coro: Awaitable[Any], use_uvloop: bool) -> Any:
@@ -309,6 +311,12 @@ def compare(
     return results, per_round
 
 
+def _interval_words(interval: list[float] | None) -> str:
+    if interval is None:
+        return "95 % interval: none under 6 rounds (--rounds 6 or more)"
+    return f"95 % interval {interval[0]:.3f}-{interval[1]:.3f}"
+
+
 def profile(url: str, n: int, concurrency: int, use_uvloop: bool, use_orjson: bool) -> None:
     profiler = cProfile.Profile()
     profiler.enable()
@@ -462,9 +470,7 @@ def main() -> None:
             f"{r['sdk_own_us']:>10.2f}"
         )
     for name, r in results.items():
-        if r["cpu_ratio_ci95"] is not None:
-            low, high = r["cpu_ratio_ci95"]
-            print(f"{name}: cpu ratio's 95 % interval {low:.3f}-{high:.3f}")
+        print(f"{name}: cpu ratio's " + _interval_words(r["cpu_ratio_ci95"]))
     first, *rest = results
     result = {k: v for k, v in results[first].items() if k != "rps_ratio"}
     speed = results.get("uvloop + orjson")
@@ -473,13 +479,13 @@ def main() -> None:
         # asyncio, what a caller without the SDK writes: the median of each round's ratio.
         speed_rounds = [r[(True, True)]["sdk"] / r[(False, False)]["bare"] for r in per_round]
         result["cpu_ratio_speed"] = round(statistics.median(speed_rounds), 3)
-        result["cpu_ratio_speed_ci95"] = median_interval([round(r, 3) for r in speed_rounds])
-        interval = result["cpu_ratio_speed_ci95"]
+        result["cpu_ratio_speed_rounds"] = [round(r, 3) for r in speed_rounds]
+        result["cpu_ratio_speed_ci95"] = median_interval(result["cpu_ratio_speed_rounds"])
         print(
             f"with the speed extra: SDK {speed['sdk_cpu_us']:.1f} µs / bare json= "
-            f"{results[first]['bare_cpu_us']:.1f} µs; the rounds' median ratio "
-            f"{result['cpu_ratio_speed']:.3f}x"
-            + (f" (95 % interval {interval[0]:.3f}-{interval[1]:.3f})" if interval else "")
+            f"{results[first]['bare_cpu_us']:.1f} µs; the median of the rounds' own ratios "
+            f"(not the ratio of those two medians) {result['cpu_ratio_speed']:.3f}x, "
+            + _interval_words(result["cpu_ratio_speed_ci95"])
         )
     result["configuration"] = first
     result["variants"] = {name: results[name] for name in rest}

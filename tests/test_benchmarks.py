@@ -165,6 +165,12 @@ def test_journal_interval_of_six_rounds() -> None:
     assert result["throughput_ratio_ci95"] == [min(rounds), max(rounds)]
 
 
+def test_journal_says_why_it_gives_no_interval() -> None:
+    proc = run_script("journal.py", "--pushes", "50", "--rounds", "5", "--wire", "stub")
+    assert proc.returncode == 0, proc.stderr
+    assert "no 95 % interval under 6 rounds: --rounds 6 or more" in proc.stdout
+
+
 def _spread() -> Any:
     spec = importlib.util.spec_from_file_location("_spread", BENCHMARKS / "_spread.py")
     assert spec is not None
@@ -210,6 +216,9 @@ def test_overhead() -> None:
     assert result["cpu_ratio"] == pytest.approx(result["sdk_cpu_us"] / result["bare_cpu_us"], 0.01)
     assert result["cpu_ratio_rounds"] == [result["cpu_ratio"]]  # one round
     assert result["cpu_ratio_ci95"] is None  # too few rounds for an interval
+    if importlib.util.find_spec("uvloop") and importlib.util.find_spec("orjson"):
+        assert result["cpu_ratio_speed_rounds"] == [result["cpu_ratio_speed"]]
+        assert result["cpu_ratio_speed_ci95"] is None
     assert "pinned_cpus" in result
 
 
