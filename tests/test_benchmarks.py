@@ -200,6 +200,34 @@ def test_median_interval_at_another_confidence() -> None:
     assert _spread().median_interval(list(range(1, 6)), confidence=0.9) == [1, 5]
 
 
+@pytest.mark.parametrize("confidence", [0.5, 0.9, 0.95, 0.99, 0.999, 1 - 2**-52])
+def test_median_interval_is_the_exact_sign_test_one(confidence: float) -> None:
+    """Against the binomial coverage computed in fractions: the largest k whose pair still
+    covers the median with at least `confidence` (no float rounding lets a pair through)."""
+    from fractions import Fraction
+    from math import comb
+
+    for n in range(80):
+        best = None
+        for k in range(1, n // 2 + 1):
+            missed = Fraction(2 * sum(comb(n, i) for i in range(k)), 2**n)
+            if 1 - missed < Fraction(confidence):
+                break
+            best = [k - 1, n - k]
+        assert _spread().median_interval(list(range(n)), confidence) == best, n
+
+
+@pytest.mark.parametrize("confidence", [0, 1, -0.5, 1.5, float("nan")])
+def test_median_interval_refuses_a_confidence_outside_0_1(confidence: float) -> None:
+    with pytest.raises(ValueError, match="confidence: must be between 0 and 1"):
+        _spread().median_interval([1, 2, 3, 4, 5, 6], confidence)
+
+
+def test_median_interval_refuses_nan() -> None:
+    with pytest.raises(ValueError, match="values: NaN has no rank"):
+        _spread().median_interval([1.0, 2.0, float("nan"), 3.0, 4.0, 5.0])
+
+
 def test_journal_no_pin() -> None:
     result = result_of(
         "journal.py", "--pushes", "50", "--rounds", "1", "--wire", "loopback", "--no-pin"
