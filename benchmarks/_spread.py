@@ -47,3 +47,10 @@ def median_interval(values: Sequence[float], confidence: float = 0.95) -> list[f
     if chosen == 0:
         return None
     return [xs[chosen - 1], xs[n - chosen]]
+
+
+def interval_words(interval: list[float] | None) -> str:
+    """How the scripts print a `median_interval` (and why there is none)."""
+    if interval is None:
+        return "95 % interval: none under 6 rounds (--rounds 6 or more)"
+    return f"95 % interval {interval[0]:.3f}-{interval[1]:.3f}"

@@ -72,7 +72,7 @@ from typing import Any
 
 from _callgrind import per_unit
 from _sample import PUSH
-from _spread import median_interval
+from _spread import interval_words, median_interval
 from _stubs import NoLimit, StubTransport
 from overhead import pin, serving  # its minimal launch endpoint, and the CPUs' pinning
 
@@ -247,16 +247,10 @@ def main() -> None:
                 f"{wire:<9} {name:<12} {r[f'{name}_pps']:>9} {r[f'{name}_cpu_us']:>12.2f} "
                 f"{size:>15}"
             )
-        interval = r["throughput_ratio_ci95"]
-        within = (
-            f" (95 % interval {interval[0]:.3f}-{interval[1]:.3f})"
-            if interval
-            else " (no 95 % interval under 6 rounds: --rounds 6 or more)"
-        )
         print(
             f"{wire:<9} throughput ratio (journaled / unjournaled, the rounds' median) "
-            f"{r['throughput_ratio']:.3f}{within}; the journal's CPU per push "
-            f"{r['journal_cpu_us']:.2f} µs"
+            f"{r['throughput_ratio']:.3f} ({interval_words(r['throughput_ratio_ci95'])}); "
+            f"the journal's CPU per push {r['journal_cpu_us']:.2f} µs"
         )
         if "throughput_ratio_instructions" in r:
             print(

@@ -68,7 +68,7 @@ from typing import Any
 import aiohttp
 from _callgrind import per_unit
 from _sample import PUSH
-from _spread import median_interval
+from _spread import interval_words, median_interval
 from _stubs import ANSWER, NoLimit, StubTransport
 
 from insider_webpush import WebPushClient, codec, push_to_dict
@@ -311,12 +311,6 @@ def compare(
     return results, per_round
 
 
-def _interval_words(interval: list[float] | None) -> str:
-    if interval is None:
-        return "95 % interval: none under 6 rounds (--rounds 6 or more)"
-    return f"95 % interval {interval[0]:.3f}-{interval[1]:.3f}"
-
-
 def profile(url: str, n: int, concurrency: int, use_uvloop: bool, use_orjson: bool) -> None:
     profiler = cProfile.Profile()
     profiler.enable()
@@ -470,7 +464,7 @@ def main() -> None:
             f"{r['sdk_own_us']:>10.2f}"
         )
     for name, r in results.items():
-        print(f"{name}: cpu ratio's " + _interval_words(r["cpu_ratio_ci95"]))
+        print(f"{name}: cpu ratio's " + interval_words(r["cpu_ratio_ci95"]))
     first, *rest = results
     result = {k: v for k, v in results[first].items() if k != "rps_ratio"}
     speed = results.get("uvloop + orjson")
@@ -485,7 +479,7 @@ def main() -> None:
             f"with the speed extra: SDK {speed['sdk_cpu_us']:.1f} µs / bare json= "
             f"{results[first]['bare_cpu_us']:.1f} µs; the median of the rounds' own ratios "
             f"(not the ratio of those two medians) {result['cpu_ratio_speed']:.3f}x, "
-            + _interval_words(result["cpu_ratio_speed_ci95"])
+            + interval_words(result["cpu_ratio_speed_ci95"])
         )
     result["configuration"] = first
     result["variants"] = {name: results[name] for name in rest}

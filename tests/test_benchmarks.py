@@ -168,7 +168,7 @@ def test_journal_interval_of_six_rounds() -> None:
 def test_journal_says_why_it_gives_no_interval() -> None:
     proc = run_script("journal.py", "--pushes", "50", "--rounds", "5", "--wire", "stub")
     assert proc.returncode == 0, proc.stderr
-    assert "no 95 % interval under 6 rounds: --rounds 6 or more" in proc.stdout
+    assert "95 % interval: none under 6 rounds (--rounds 6 or more)" in proc.stdout
 
 
 def _spread() -> Any:
