@@ -20,6 +20,20 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
+def _module(path: Path) -> Any:
+    """The module at `path`, loaded by its path (neither benchmarks/ nor tests/ is on
+    sys.path)."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+spread = _module(BENCHMARKS / "_spread.py")  # loaded once
+
+
 def run_script(script: str, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(BENCHMARKS / script), *args],
@@ -171,15 +185,6 @@ def test_journal_says_why_it_gives_no_interval() -> None:
     assert "95 % interval: none under 6 rounds (--rounds 6 or more)" in proc.stdout
 
 
-def _spread() -> Any:
-    spec = importlib.util.spec_from_file_location("_spread", BENCHMARKS / "_spread.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize(
     ("n", "expected"),
     [
@@ -193,11 +198,11 @@ def _spread() -> Any:
 )
 def test_median_interval(n: int, expected: list[int] | None) -> None:
     values = list(range(n, 0, -1))  # unsorted: the interval sorts them
-    assert _spread().median_interval(values) == expected
+    assert spread.median_interval(values) == expected
 
 
 def test_median_interval_at_another_confidence() -> None:
-    assert _spread().median_interval(list(range(1, 6)), confidence=0.9) == [1, 5]
+    assert spread.median_interval(list(range(1, 6)), confidence=0.9) == [1, 5]
 
 
 @pytest.mark.parametrize("confidence", [0.5, 0.9, 0.95, 0.99, 0.999, 1 - 2**-52])
@@ -214,18 +219,18 @@ def test_median_interval_is_the_exact_sign_test_one(confidence: float) -> None:
             if 1 - missed < Fraction(confidence):
                 break
             best = [k - 1, n - k]
-        assert _spread().median_interval(list(range(n)), confidence) == best, n
+        assert spread.median_interval(list(range(n)), confidence) == best, n
 
 
 @pytest.mark.parametrize("confidence", [0, 1, -0.5, 1.5, float("nan")])
 def test_median_interval_refuses_a_confidence_outside_0_1(confidence: float) -> None:
     with pytest.raises(ValueError, match="confidence: must be between 0 and 1"):
-        _spread().median_interval([1, 2, 3, 4, 5, 6], confidence)
+        spread.median_interval([1, 2, 3, 4, 5, 6], confidence)
 
 
 def test_median_interval_refuses_nan() -> None:
     with pytest.raises(ValueError, match="values: NaN has no rank"):
-        _spread().median_interval([1.0, 2.0, float("nan"), 3.0, 4.0, 5.0])
+        spread.median_interval([1.0, 2.0, float("nan"), 3.0, 4.0, 5.0])
 
 
 def test_journal_no_pin() -> None:
@@ -257,19 +262,8 @@ def test_memory() -> None:
     assert result["gather_n"] == 1000
 
 
-def _redis_server_fixture() -> Any:
-    """tests/redis_server.py's fixture (tests/ is not on sys.path: loaded by its path)."""
-    spec = importlib.util.spec_from_file_location(
-        "redis_server", Path(__file__).resolve().parent / "redis_server.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.redis_server
-
-
-redis_server = _redis_server_fixture()
+# tests/redis_server.py's fixture (tests/ is not on sys.path: loaded by its path).
+redis_server = _module(Path(__file__).resolve().parent / "redis_server.py").redis_server
 
 
 @pytest.mark.redis
