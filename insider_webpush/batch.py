@@ -534,11 +534,13 @@ class _Run:
             return job
         digest = _position_digest(launch, dedupe_key) if launch is not None else ""
         file_journal = self._file_journal
-        if file_journal is not None and launch is not None:
-            previous = file_journal.entry(index)
-            if previous is None:  # nothing journaled: send, its lines written directly
-                job.digest = digest
-                return job
+        if (
+            file_journal is not None
+            and launch is not None
+            and (index >= file_journal.extent or file_journal.entry(index) is None)
+        ):
+            job.digest = digest  # nothing journaled: send, its lines written directly
+            return job
         claim = Claim(
             self._journal,
             str(index),
@@ -701,8 +703,12 @@ class _Run:
         )
         if digest is not None:
             assert file_journal is not None
-            if attempts or decided_by_key:  # its `sending` line written, or decided by the key
-                file_journal.write_outcome(job.index, digest, attempts, result, error)
+            if not (attempts or decided_by_key):  # no `sending` line, not decided by the key
+                pass
+            elif result is not None:  # (write_outcome's own dispatch, one call less a push)
+                file_journal.write_done(job.index, digest, attempts, result.campaign_id)
+            else:
+                file_journal.write_outcome(job.index, digest, attempts, None, error)
         elif claim is not None and (claim.held or decided_by_key):
             await claim.record(result, error)
         return outcome

@@ -109,6 +109,41 @@ async def test_lines_are_json_dumps_bytes(tmp_path: Path) -> None:
         assert json.dumps(json.loads(raw), separators=(",", ":")).encode() == raw
 
 
+@pytest.mark.parametrize(
+    "digest", ["00112233aabbccdd", 'ab"c\\d', "\u0661\u0662\u0663", "e\u0301", "a b"]
+)
+async def test_lines_of_any_digest_are_json_dumps_bytes(tmp_path: Path, digest: str) -> None:
+    """The lines formatted without json.dumps are its bytes; a digest that is not ASCII
+    alphanumeric goes through it: a quote, a backslash, a space, and Arabic-Indic digits
+    or a combining accent, which are not ASCII (json.dumps escapes them) though str.isalnum
+    takes the digits for alphanumeric."""
+    path = tmp_path / "j.jsonl"
+    journal = FileJournal(str(path))
+    journal.write_sending(7, digest, 1)
+    journal.write_done(7, digest, 1, 42)
+    await journal.aclose()
+    lines = path.read_bytes().splitlines()[1:]
+    assert [json.loads(raw)["hash"] for raw in lines] == [digest, digest]
+    for raw in lines:
+        assert json.dumps(json.loads(raw), separators=(",", ":")).encode() == raw
+
+
+async def test_extent_is_where_the_lines_of_earlier_runs_end(tmp_path: Path) -> None:
+    """`extent`: a fresh journal's is 0; reopened, one past the last position with a line
+    (every position from there on is fresh, and written without a claim)."""
+    path = tmp_path / "j.jsonl"
+    journal = FileJournal(str(path))
+    assert journal.extent == 0
+    journal.write_sending(4, "00112233aabbccdd", 1)
+    await journal.aclose()
+    again = FileJournal(str(path))
+    try:
+        assert again.extent == 5
+        assert [again.entry(i) is None for i in range(6)] == [True] * 4 + [False, True]
+    finally:
+        await again.aclose()
+
+
 async def test_a_claim_on_the_journal_writes_at_the_wire_without_an_await(tmp_path: Path) -> None:
     """The JSONL journal's claims write their lines at once: `take_at_wire` returns None
     with the `sending` line already on disk (nothing can run between the grant and the first
