@@ -751,10 +751,17 @@ class _Run:
             if self._stop_event is not None:
                 watcher = asyncio.create_task(self._watch(self._stop_event))
                 self._workers.append(watcher)  # cancelled and awaited with the workers
+            file_journal = self._file_journal
             while self._alive:
                 item = await self._queue.get()
                 if isinstance(item, Outcome):
                     self._room.release()
+                    if file_journal is not None:
+                        # Its `done` line reaches the OS before the outcome reaches the
+                        # caller: this loop may take several outcomes off the queue before
+                        # the journal's own flush (scheduled when the line was written) runs,
+                        # e.g. once woken by a worker's end. A failed write stops the batch.
+                        file_journal.flush()
                     yield item
                     continue
                 self._alive -= 1

@@ -952,9 +952,9 @@ class FileJournal:
     A `sending` line is appended and flushed when a claim is taken at the wire, before the
     push's first byte; the `done` line is appended when it settles (a failure adds `error`,
     `message`, `retry_after` and, for a transport error, `stage`) and flushed with the next
-    `sending` line or by a callback scheduled when it was written, whichever comes first: so
-    before anything scheduled after it runs, the hand-over of that push's outcome to the
-    caller included. One flush serves every `done` line of an event-loop iteration. A
+    `sending` line, by a callback scheduled when it was written, or by the batch's `flush`
+    before it hands that push's outcome to the caller, whichever comes first. One flush
+    serves every `done` line of an event-loop iteration. A
     process killed between a `done` line and its flush loses it, and a rerun finds that
     push `sending`: ambiguous, not sent again (at most once holds; only the confirmation
     is lost, for an outcome the caller never received). Keys are positions (`"7"`). One
@@ -1157,6 +1157,17 @@ class FileJournal:
         """Hand the lines waiting to the OS (raises as `_write`)."""
         self._write(b"")
 
+    def flush(self) -> None:
+        """Hand the `done` lines waiting to the OS now, if any (the batch calls this before
+        it hands an outcome to the caller).
+
+        Raises:
+            OSError: This write failed, or an earlier one did (its lines never reached the
+                file, and every write after it fails the same way).
+        """
+        if self._pending or self._flush_error is not None:
+            self._write(b"")
+
     def _write_later(self, data: bytes) -> None:
         """Buffer a `done` line: handed to the OS by the next `sending` line's write, or by
         a callback scheduled now (so before anything scheduled after it runs), whichever
@@ -1172,8 +1183,8 @@ class FileJournal:
         self._flush_pending = False
         if self._file.closed or not self._pending:
             return  # written by a `sending` line, or by closing
-        with contextlib.suppress(OSError):  # e.g. a full disk: raised by the next write
-            self._flush()
+        with contextlib.suppress(OSError):  # e.g. a full disk: raised by the next write, or
+            self._flush()  # by the batch's flush before it hands the next outcome over
 
     async def swap(self, key: str, entry: Entry, expected: Entry | None) -> Entry | None:
         return self.swap_now(key, entry, expected)
@@ -1218,11 +1229,15 @@ class FileJournal:
     # (compact, in this key order) when every value is an int or an ASCII alphanumeric
     # string, so no escaping is needed; anything else goes through json.dumps. The digest is
     # checked as UTF-8 bytes: bytes.isalnum is ASCII only (a non-ASCII character's bytes are
-    # not alphanumeric) and an order of magnitude cheaper than str.isalnum.
+    # not alphanumeric) and an order of magnitude cheaper than str.isalnum. A lone surrogate
+    # cannot be encoded: b"" is not alphanumeric either, and json.dumps escapes it.
 
     def write_sending(self, index: int, digest: str, attempts: int) -> None:
         """Append and flush the `sending` line of the push at `index`."""
-        raw = digest.encode()
+        try:
+            raw = digest.encode()
+        except UnicodeEncodeError:
+            raw = b""
         if type(attempts) is int and raw.isalnum():
             data = b'{"event":"sending","index":%d,"hash":"%s","attempt":%d}\n' % (
                 index,
@@ -1235,7 +1250,10 @@ class FileJournal:
 
     def write_done(self, index: int, digest: str, attempts: int, campaign_id: int) -> None:
         """Append the `done` line of a success; flushed within the loop iteration."""
-        raw = digest.encode()
+        try:
+            raw = digest.encode()
+        except UnicodeEncodeError:
+            raw = b""
         if type(attempts) is int and type(campaign_id) is int and raw.isalnum():
             data = (
                 b'{"event":"done","index":%d,"hash":"%s","attempts":%d,"ok":true,'

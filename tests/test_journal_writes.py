@@ -7,6 +7,7 @@ reaches the caller. The lines written without json.dumps are the bytes json.dump
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import os
@@ -92,6 +93,61 @@ async def test_sending_before_the_first_byte_done_before_the_outcome(tmp_path: P
     assert transport.sending_on_disk == list(range(1, n + 1))
 
 
+class ReleasingTransport(DiskCheckingTransport):
+    """Answers the first request at once, and the second once `hops` loop iterations after
+    the first was answered: so the first worker ends (its input is spent) around the time
+    the second one's answer comes, and the batch's consumer is woken by that worker's end."""
+
+    def __init__(self, journal: Path, hops: int) -> None:
+        super().__init__(journal)
+        self.hops = hops
+        self.released: asyncio.Future[None] | None = None
+
+    async def send(self, request: Request, gate: Gate, timeouts: Timeouts) -> Response:
+        await gate()
+        self.gates += 1
+        loop = asyncio.get_running_loop()
+        if self.released is None:
+            self.released = loop.create_future()
+        if self.gates == 1:
+            self.release_after(self.hops)
+        else:
+            await self.released
+        return Response(200, {}, OK)
+
+    def release_after(self, hops: int) -> None:
+        assert self.released is not None
+        if hops:
+            asyncio.get_running_loop().call_soon(self.release_after, hops - 1)
+        elif not self.released.done():
+            self.released.set_result(None)
+
+
+async def test_done_line_on_disk_before_the_outcome_when_a_worker_ends_first(
+    tmp_path: Path,
+) -> None:
+    """A worker's end wakes the batch's consumer, which then takes the outcome queued behind
+    it off the queue at once, before the journal's own flush has run: that outcome's `done`
+    line is on disk before it is handed over all the same (each timing of the second answer
+    after the first worker's end)."""
+    missing: list[tuple[int, int]] = []
+    for hops in range(8):
+        journal = tmp_path / f"run{hops}.jsonl"
+        async with WebPushClient(
+            "k",
+            partner_id="1",
+            limiter=SlidingWindowLimiter(10**9, 1.0),
+            retry=RetryPolicy(max_attempts=1),
+            transport=ReleasingTransport(journal, hops),
+        ) as client:
+            async for outcome in client.stream(pushes(2), concurrency=2, journal=journal):
+                assert outcome.ok
+                done = {line["index"] for line in on_disk(journal) if line["event"] == "done"}
+                if outcome.index not in done:
+                    missing.append((hops, outcome.index))
+    assert missing == []
+
+
 async def test_lines_are_json_dumps_bytes(tmp_path: Path) -> None:
     journal = tmp_path / "run.jsonl"
     async with WebPushClient(
@@ -110,13 +166,15 @@ async def test_lines_are_json_dumps_bytes(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "digest", ["00112233aabbccdd", 'ab"c\\d', "\u0661\u0662\u0663", "e\u0301", "a b"]
+    "digest",
+    ["00112233aabbccdd", 'ab"c\\d', "\u0661\u0662\u0663", "e\u0301", "a b", "ab\udc80", ""],
 )
 async def test_lines_of_any_digest_are_json_dumps_bytes(tmp_path: Path, digest: str) -> None:
     """The lines formatted without json.dumps are its bytes; a digest that is not ASCII
     alphanumeric goes through it: a quote, a backslash, a space, and Arabic-Indic digits
     or a combining accent, which are not ASCII (json.dumps escapes them) though str.isalnum
-    takes the digits for alphanumeric."""
+    takes the digits for alphanumeric, a lone surrogate (no UTF-8 for it: json.dumps
+    escapes it) and the empty string."""
     path = tmp_path / "j.jsonl"
     journal = FileJournal(str(path))
     journal.write_sending(7, digest, 1)
@@ -129,7 +187,7 @@ async def test_lines_of_any_digest_are_json_dumps_bytes(tmp_path: Path, digest: 
 
 
 async def test_extent_is_where_the_lines_of_earlier_runs_end(tmp_path: Path) -> None:
-    """`extent`: a fresh journal's is 0; reopened, one past the last position with a line
+    """`extent`: a fresh journal's is 0; reopened, past the last position with a line
     (every position from there on is fresh, and written without a claim)."""
     path = tmp_path / "j.jsonl"
     journal = FileJournal(str(path))
@@ -277,3 +335,43 @@ async def test_done_lines_written_whole_before_a_full_disk_stay(
     assert [o.index for o in rerun if o.from_journal] == [0, 1, 2]
     assert all(o.ok for o in rerun)
     assert sorted(r.body["title"] for r in fake.launches) == [f"push {i}" for i in range(10)]
+
+
+async def test_a_failed_write_of_the_last_done_lines_stops_the_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last pushes' `done` lines have no `sending` line after them to carry them: a full
+    disk when they are flushed stops the batch with that OSError rather than handing over
+    outcomes the journal does not hold (a rerun would call them ambiguous)."""
+    from insider_webpush import ledger
+    from insider_webpush.testing import FakeInsider
+
+    path = tmp_path / "j.jsonl"
+    real_write = os.write
+
+    def full_at_the_last_done_line(fd: int, data: bytes) -> int:
+        if b'"event":"done","index":9,' in data:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    async with (
+        FakeInsider(api_key="k" * 20, partner_id="10000001") as fake,
+        fake.client() as client,
+    ):
+        monkeypatch.setattr(ledger.os, "write", full_at_the_last_done_line)
+        handed: list[int] = []
+
+        async def consume() -> None:
+            async for outcome in client.stream(pushes(10), concurrency=1, journal=path):
+                handed.append(outcome.index)
+
+        with pytest.raises(OSError, match="No space left") as full:
+            await consume()
+        monkeypatch.setattr(ledger.os, "write", real_write)
+    assert full.value.errno == errno.ENOSPC
+    assert len(fake.launches) == 10
+    assert handed == list(range(9))  # push 9's outcome was never handed over
+    assert [(line["event"], line["index"]) for line in on_disk(path)][-2:] == [
+        ("done", 8),
+        ("sending", 9),
+    ]
