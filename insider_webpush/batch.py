@@ -703,12 +703,11 @@ class _Run:
         )
         if digest is not None:
             assert file_journal is not None
-            if not (attempts or decided_by_key):  # no `sending` line, not decided by the key
-                pass
-            elif result is not None:  # (write_outcome's own dispatch, one call less a push)
-                file_journal.write_done(job.index, digest, attempts, result.campaign_id)
-            else:
-                file_journal.write_outcome(job.index, digest, attempts, None, error)
+            if attempts or decided_by_key:  # its `sending` line written, or decided by the key
+                if result is not None:  # write_outcome's own dispatch, one call less a push
+                    file_journal.write_done(job.index, digest, attempts, result.campaign_id)
+                else:
+                    file_journal.write_outcome(job.index, digest, attempts, None, error)
         elif claim is not None and (claim.held or decided_by_key):
             await claim.record(result, error)
         return outcome

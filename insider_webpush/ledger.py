@@ -1169,9 +1169,9 @@ class FileJournal:
             self._write(b"")
 
     def _write_later(self, data: bytes) -> None:
-        """Buffer a `done` line: handed to the OS by the next `sending` line's write, or by
-        a callback scheduled now (so before anything scheduled after it runs), whichever
-        comes first."""
+        """Buffer a `done` line: handed to the OS by the next `sending` line's write, by a
+        callback scheduled now, or by `flush` (the batch's, before it hands the push's
+        outcome over), whichever comes first."""
         if self._flush_error is not None:
             raise self._flush_error
         self._pending.append(data)
@@ -1265,13 +1265,8 @@ class FileJournal:
         # A `done` line may wait for the end of the loop iteration: lost with the process
         # (SIGKILL between the write and the flush), the push reads as `sending` on a rerun,
         # so ambiguous and not sent again: never a second launch. A failure's line waits the
-        # same way. (`_write_later`, inlined: once a push.)
-        if self._flush_error is not None:
-            raise self._flush_error
-        self._pending.append(data)
-        if not self._flush_pending:
-            self._flush_pending = True
-            asyncio.get_running_loop().call_soon(self._flush_later)
+        # same way.
+        self._write_later(data)
 
     async def aclose(self) -> None:
         try:
