@@ -704,10 +704,7 @@ class _Run:
         if digest is not None:
             assert file_journal is not None
             if attempts or decided_by_key:  # its `sending` line written, or decided by the key
-                if result is not None:  # write_outcome's own dispatch, one call less a push
-                    file_journal.write_done(job.index, digest, attempts, result.campaign_id)
-                else:
-                    file_journal.write_outcome(job.index, digest, attempts, None, error)
+                file_journal.write_outcome(job.index, digest, attempts, result, error)
         elif claim is not None and (claim.held or decided_by_key):
             await claim.record(result, error)
         return outcome

@@ -1153,10 +1153,6 @@ class FileJournal:
             raise
         self._size += done
 
-    def _flush(self) -> None:
-        """Hand the lines waiting to the OS (raises as `_write`)."""
-        self._write(b"")
-
     def flush(self) -> None:
         """Hand the `done` lines waiting to the OS now, if any (the batch calls this before
         it hands an outcome to the caller).
@@ -1184,7 +1180,7 @@ class FileJournal:
         if self._file.closed or not self._pending:
             return  # written by a `sending` line, or by closing
         with contextlib.suppress(OSError):  # e.g. a full disk: raised by the next write, or
-            self._flush()  # by the batch's flush before it hands the next outcome over
+            self.flush()  # by the batch's flush before it hands the next outcome over
 
     async def swap(self, key: str, entry: Entry, expected: Entry | None) -> Entry | None:
         return self.swap_now(key, entry, expected)
@@ -1271,7 +1267,7 @@ class FileJournal:
     async def aclose(self) -> None:
         try:
             if self._pending and self._flush_error is None and not self._file.closed:
-                self._flush()  # the lines of the last outcomes
+                self.flush()  # the lines of the last outcomes
         finally:
             self._fd = -1
             self._file.close()  # also releases the lock
