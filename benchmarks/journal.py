@@ -35,7 +35,15 @@ the client's instructions per push of each side on the first wire under valgrind
 ``throughput_ratio_instructions`` (unjournaled ÷ journaled instructions: the throughput ratio
 when the client's CPU is what limits the batch; 1.0 is a free journal). It always counts
 batches of 500 and 2 500 pushes, whatever ``--pushes`` says (about two minutes).
-``--profile`` runs the journaled side once under cProfile on the
+``--share`` (Linux perf and Python 3.13 or newer) samples one journaled batch of 30 000
+pushes on the first wire with perf (``_perf``) and gives the share of its CPU spent in the
+journal's own code (the position's hash and every ``FileJournal`` method, the kernel's part of
+its writes included): ``journal_share``, ``share_samples`` and ``throughput_ratio_share``
+(1 - the share: the throughput ratio if the journal cost a batch nothing but its own code's
+time). Both parts of the share come from the same seconds of the machine, so it does not move
+with the load as two runs' CPU times do; what it leaves out is what the journal does to the
+rest of a push (the caches its code and its writes take, the few journal lines inside the
+batch's own functions). ``--profile`` runs the journaled side once under cProfile on the
 first wire and prints, to stderr, the functions with the most time of their own and the
 SDK's by cumulative time. As in ``overhead.py``, this process and the loopback server are
 pinned to two CPUs (``--no-pin``): neither waits for the other's core. The pinning comes
@@ -43,13 +51,14 @@ with the loopback server: with ``--wire stub`` alone nothing is pinned. A batch 
 thousand pushes is too short for CPU time: its ratio can come out above 1.
 
     python benchmarks/journal.py [--pushes 100000] [--rounds 5] [--wire loopback,stub]
-                                 [--dir /tmp] [--instructions] [--profile] [--no-pin]
+                                 [--dir /tmp] [--instructions] [--share] [--profile]
+                                 [--no-pin]
 
 Ends with ``RESULT {json}``: the first wire's ``throughput_ratio``,
 ``throughput_ratio_rounds``, ``throughput_ratio_ci95``, ``journaled_pps``,
 ``unjournaled_pps``, ``journaled_cpu_us``, ``unjournaled_cpu_us``, ``journal_cpu_us`` and
 ``journal_bytes_per_push`` (and, with
-``--instructions``, the counts above); ``wire`` (which one that is), ``wires`` (every wire's
+``--instructions`` and ``--share``, the figures above); ``wire`` (which one that is), ``wires`` (every wire's
 figures), ``pushes``, ``rounds`` and ``pinned_cpus`` (``[client, server]``, or null).
 """
 
@@ -71,6 +80,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from _callgrind import per_unit
+from _perf import shares
 from _sample import PUSH
 from _spread import interval_words, median_interval
 from _stubs import NoLimit, StubTransport
@@ -176,6 +186,31 @@ def count_instructions(url: str | None, small: int, large: int) -> dict[str, Any
     }
 
 
+# The journal's own code: the position's hash (the push's SHA-256 under it) and every method
+# of the JSONL journal (its lines, its writes and the kernel's part of them, its flushes).
+JOURNAL_FRAMES = ("py::_position_digest:", "py::FileJournal.")
+SHARE_PUSHES = 30_000
+
+
+def sample_share(url: str | None) -> dict[str, Any]:
+    """The journal's share of a journaled batch's CPU, sampled by perf within one run: see
+    ``_perf``. Unlike the two sides' CPU times, both parts of the share come from the same
+    seconds of the machine."""
+    where = ["--url", url] if url else []
+    argv = [sys.executable, __file__, "--side", "journaled", "--pushes", str(SHARE_PUSHES)]
+    inside, total = shares([*argv, *where], f"py::run:{__file__}", JOURNAL_FRAMES)
+    if total == 0:
+        raise SystemExit("--share: perf sampled nothing of the batch (no py::run frame)")
+    share = inside / total
+    return {
+        "journal_share": round(share, 4),
+        # Journaled over unjournaled throughput if the journal cost nothing but its own code's
+        # time: its code's share comes off a journaled push's time.
+        "throughput_ratio_share": round(1 - share, 3),
+        "share_samples": total,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pushes", type=int, default=100_000, help="per run (default 100000)")
@@ -195,6 +230,13 @@ def main() -> None:
         action="store_true",
         help="also count instructions per push under valgrind, on the first wire, with batches "
         "of 500 and 2500 pushes whatever --pushes says (about two minutes; load-proof)",
+    )
+    parser.add_argument(
+        "--share",
+        action="store_true",
+        help="also sample, with Linux perf, the journal's own code's share of one journaled "
+        f"batch of {SHARE_PUSHES} pushes on the first wire (Python 3.13 or newer; about a "
+        "minute; load-proof)",
     )
     parser.add_argument(
         "--no-pin",
@@ -231,6 +273,8 @@ def main() -> None:
             results[wire] = compare(n, args.rounds, args.dir, url)
             if args.instructions and wire == wires[0]:
                 results[wire].update(count_instructions(url, 500, 2500))
+            if args.share and wire == wires[0]:
+                results[wire].update(sample_share(url))
 
     where = f"; client on CPU {pinned[0]}, server on CPU {pinned[1]}" if pinned else ""
     print(
@@ -252,6 +296,12 @@ def main() -> None:
             f"{r['throughput_ratio']:.3f} ({interval_words(r['throughput_ratio_ci95'])}); "
             f"the journal's CPU per push {r['journal_cpu_us']:.2f} µs"
         )
+        if "journal_share" in r:
+            print(
+                f"{wire:<9} the journal's own code, sampled by perf in one journaled batch: "
+                f"{r['journal_share']:.1%} of its CPU ({r['share_samples']} samples): "
+                f"throughput ratio {r['throughput_ratio_share']:.3f} from its code alone"
+            )
         if "throughput_ratio_instructions" in r:
             print(
                 f"{wire:<9} instructions per push (callgrind): unjournaled "

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -32,6 +33,7 @@ def _module(path: Path) -> Any:
 
 
 spread = _module(BENCHMARKS / "_spread.py")  # loaded once
+perf = _module(BENCHMARKS / "_perf.py")
 
 
 def run_script(script: str, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
@@ -238,6 +240,48 @@ def test_journal_no_pin() -> None:
         "journal.py", "--pushes", "50", "--rounds", "1", "--wire", "loopback", "--no-pin"
     )
     assert result["pinned_cpus"] is None
+
+
+def test_perf_counts_a_sample_once_and_only_within_the_batch() -> None:
+    within = "py::run:/b/journal.py"
+    parts = ("py::_position_digest:", "py::FileJournal.")
+    samples = [
+        # in the batch, in the journal twice over (its write under its line): one sample
+        "\t1 vfs_write\n\t2 py::FileJournal._write:/p/ledger.py\n"
+        "\t3 py::FileJournal.write_sending:/p/ledger.py\n\t4 py::run:/b/journal.py",
+        # in the batch, in the position's hash
+        "\t1 _hashlib_openssl_sha256\n\t2 py::_position_digest:/p/batch.py\n"
+        "\t3 py::run:/b/journal.py",
+        # in the batch, elsewhere
+        "\t1 tcp_sendmsg\n\t2 py::_exchange:/p/transport.py\n\t3 py::run:/b/journal.py",
+        # outside it (start-up), a journal frame or not
+        "\t1 py::FileJournal._load:/p/ledger.py\n\t2 py::<module>:/b/journal.py",
+        "\t1 py::_find_and_load:<frozen importlib._bootstrap>",
+        "",
+    ]
+    assert perf.count(samples, within, parts) == (2, 3)
+
+
+def test_the_frames_journal_share_counts_are_the_sdks() -> None:
+    # journal.py --share finds the journal's code by these names (JOURNAL_FRAMES): a rename
+    # would make its share silently 0.
+    from insider_webpush import batch, ledger
+
+    assert callable(batch._position_digest)
+    assert ledger.FileJournal.__qualname__ == "FileJournal"
+    text = (BENCHMARKS / "journal.py").read_text()
+    assert 'JOURNAL_FRAMES = ("py::_position_digest:", "py::FileJournal.")' in text
+
+
+def test_perf_share_says_what_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    argv = [sys.executable, "-c", "pass"]
+    monkeypatch.setattr(perf.shutil, "which", lambda name: None)
+    with pytest.raises(SystemExit, match="needs Linux perf"):
+        perf.shares(argv, "py::run:", ("py::FileJournal.",))
+    monkeypatch.setattr(perf.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(perf, "sys", SimpleNamespace(version_info=(3, 12, 1)))
+    with pytest.raises(SystemExit, match=r"needs Python 3\.13 or newer"):
+        perf.shares(argv, "py::run:", ("py::FileJournal.",))
 
 
 def test_overhead() -> None:
