@@ -57,9 +57,9 @@ thousand pushes is too short for CPU time: its ratio can come out above 1.
 Ends with ``RESULT {json}``: the first wire's ``throughput_ratio``,
 ``throughput_ratio_rounds``, ``throughput_ratio_ci95``, ``journaled_pps``,
 ``unjournaled_pps``, ``journaled_cpu_us``, ``unjournaled_cpu_us``, ``journal_cpu_us`` and
-``journal_bytes_per_push`` (and, with
-``--instructions`` and ``--share``, the figures above); ``wire`` (which one that is), ``wires`` (every wire's
-figures), ``pushes``, ``rounds`` and ``pinned_cpus`` (``[client, server]``, or null).
+``journal_bytes_per_push`` (and, with ``--instructions`` and ``--share``, the figures
+above); ``wire`` (which one that is), ``wires`` (every wire's figures), ``pushes``, ``rounds``
+and ``pinned_cpus`` (``[client, server]``, or null).
 """
 
 from __future__ import annotations
