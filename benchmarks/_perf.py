@@ -26,35 +26,33 @@ def shares(argv: Sequence[str], within: str, parts: Sequence[str]) -> tuple[int,
     count its samples: ``(inside, total)``, ``total`` the samples with a frame whose name
     contains ``within`` and ``inside`` those of them with a frame containing any of
     ``parts``. Needs Linux perf and Python 3.13 or newer (``-X perf_jit``)."""
-    if shutil.which("perf") is None:
-        raise SystemExit("--share needs Linux perf (Debian package linux-perf)")
-    if sys.version_info < (3, 13):
-        raise SystemExit("--share needs Python 3.13 or newer (-X perf_jit names Python frames)")
+    require()
     with tempfile.TemporaryDirectory(prefix="perf-share-") as tmp:
         raw, injected = os.path.join(tmp, "perf.data"), os.path.join(tmp, "perf.jit.data")
         # -k 1: the clock perf's JIT injection needs; the JIT dumps land in the working folder.
         record = ["perf", "record", "-k", "1", "--call-graph", "dwarf,16384", "-e", "cpu-clock"]
         record += ["-F", str(SAMPLES_PER_SECOND), "-o", raw, "--"]
-        subprocess.run(
-            [*record, argv[0], "-X", "perf_jit", *argv[1:]],
-            check=True,
-            capture_output=True,
-            cwd=tmp,
-        )
-        subprocess.run(
-            ["perf", "inject", "--jit", "-i", raw, "-o", injected],
-            check=True,
-            capture_output=True,
-            cwd=tmp,
-        )
-        script = subprocess.run(
-            ["perf", "script", "-i", injected, "-F", "ip,sym"],
-            check=True,
-            capture_output=True,
-            text=True,
-            cwd=tmp,
-        )
-    return count(script.stdout.split("\n\n"), within, parts)
+        _run([*record, argv[0], "-X", "perf_jit", *argv[1:]], tmp)
+        _run(["perf", "inject", "--jit", "-i", raw, "-o", injected], tmp)
+        script = _run(["perf", "script", "-i", injected, "-F", "ip,sym"], tmp)
+    return count(script.split("\n\n"), within, parts)
+
+
+def require() -> None:
+    """Raise SystemExit, naming what is missing, unless perf and Python 3.13+ are here."""
+    if shutil.which("perf") is None:
+        raise SystemExit("--share needs Linux perf (Debian package linux-perf)")
+    if sys.version_info < (3, 13):
+        raise SystemExit("--share needs Python 3.13 or newer (-X perf_jit names Python frames)")
+
+
+def _run(argv: list[str], cwd: str) -> str:
+    """``argv``'s standard output; SystemExit with the end of its standard error if it fails
+    (e.g. perf refused by ``kernel.perf_event_paranoid``)."""
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"--share: {argv[0]} {argv[1]} failed: {done.stderr[-1500:]}")
+    return done.stdout
 
 
 def count(samples: Iterable[str], within: str, parts: Sequence[str]) -> tuple[int, int]:

@@ -80,7 +80,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from _callgrind import per_unit
-from _perf import shares
+from _perf import require, shares
 from _sample import PUSH
 from _spread import interval_words, median_interval
 from _stubs import NoLimit, StubTransport
@@ -258,6 +258,8 @@ def main() -> None:
     if not wires or any(w not in WIRES for w in wires) or len(set(wires)) != len(wires):
         parser.error(f"--wire: one or both of {', '.join(WIRES)}")
 
+    if args.share:
+        require()  # before the rounds, not after them
     results: dict[str, dict[str, Any]] = {}
     pinned: tuple[int, int] | None = None
     with contextlib.ExitStack() as servers:

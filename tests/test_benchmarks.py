@@ -284,6 +284,22 @@ def test_perf_share_says_what_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
         perf.shares(argv, "py::run:", ("py::FileJournal.",))
 
 
+def test_journal_share_refuses_before_the_rounds() -> None:
+    # No perf on the PATH: said at once, by name, before any round is measured.
+    args = ["--pushes", "50", "--rounds", "1", "--wire", "stub", "--share"]
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "journal.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PATH": "/nonexistent"},
+    )
+    assert proc.returncode == 1
+    assert "--share needs Linux perf" in proc.stderr
+    assert proc.stdout == ""  # no table, no RESULT: nothing was measured
+
+
 def test_overhead() -> None:
     result = result_of(
         "overhead.py", "--requests", "300", "--stub-requests", "300", "--rounds", "1"
